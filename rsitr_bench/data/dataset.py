@@ -1,0 +1,77 @@
+"""The one in-memory form that every dataset format is parsed into.
+
+A split lists its images once each and its captions once each; ``caption_image[j]`` is the
+index (into ``images``) of the image that caption ``j`` describes. Images keep the order of
+the source file and captions keep the order in which they were listed, so ranks and tie
+breaks are reproducible from the files alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class Split:
+    """Images and captions of one split."""
+
+    images: list[str]
+    """File names relative to the dataset's image folder, one per image, no repeats."""
+    captions: list[str]
+    caption_image: list[int]
+    """For each caption, the index in ``images`` of the image it describes."""
+    labels: list[int] | None = None
+    """Scene class index per image, or None where the file names carry no scene."""
+
+    def __post_init__(self) -> None:
+        if len(self.captions) != len(self.caption_image):
+            raise ValueError(
+                f"split has {len(self.captions)} captions but {len(self.caption_image)} "
+                "caption-to-image indices"
+            )
+        if self.labels is not None and len(self.labels) != len(self.images):
+            raise ValueError(f"split has {len(self.images)} images but {len(self.labels)} labels")
+
+    @property
+    def num_images(self) -> int:
+        return len(self.images)
+
+    @property
+    def num_captions(self) -> int:
+        return len(self.captions)
+
+    def image_captions(self) -> list[list[int]]:
+        """Return, for each image, the indices of its captions in listing order."""
+        per_image: list[list[int]] = [[] for _ in self.images]
+        for caption_index, image_index in enumerate(self.caption_image):
+            per_image[image_index].append(caption_index)
+        return per_image
+
+
+@dataclass
+class RetrievalDataset:
+    """A parsed dataset: its splits, where its images are, and its scene classes."""
+
+    name: str
+    root: Path
+    image_dir: Path
+    format: str
+    """One of ``precomp``, ``karpathy``, ``coco``."""
+    splits: dict[str, Split]
+    class_names: list[str] | None = None
+    """Scene class names indexed by ``Split.labels``, or None without labels."""
+    notes: list[str] = field(default_factory=list)
+    """Facts a user must see in the log and in the run record, such as a val split made from train,
+    dropped empty captions, or a test split that is the standard val split."""
+
+    def split(self, name: str) -> Split:
+        return self.splits[name]
+
+    @property
+    def has_labels(self) -> bool:
+        return self.class_names is not None and all(
+            split.labels is not None for split in self.splits.values()
+        )
