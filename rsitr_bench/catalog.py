@@ -1,0 +1,63 @@
+"""Listings for ``rsitr-bench methods`` and ``rsitr-bench datasets``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+
+import methods
+from methods.base import MethodContext
+from rsitr_bench.data import KNOWN_DATASETS, count_labelled_images, load_published_splits, missing_images
+from rsitr_bench.errors import UserError
+from rsitr_bench.models import create_model
+
+_logger = logging.getLogger(__name__)
+
+# A family is listed with one representative variant so that its parameter count is shown.
+_FAMILY_EXAMPLES = {"peft:": "peft:ia3"}
+
+
+def method_table(model_name: str) -> list[dict[str, Any]]:
+    """Return name, trainable parameter count on ``model_name`` and description per method.
+
+    Each method is applied to a fresh randomly initialised model; the count excludes CLIP's
+    logit scale, which the loop trains on top of every training method by default.
+    """
+    rows = []
+    for name in methods.method_names():
+        shown = _FAMILY_EXAMPLES.get(name.replace("<type>", ""), name)
+        method_class, _ = methods.get_method_class(shown)
+        torch.manual_seed(0)
+        model = create_model(model_name).model
+        method = methods.create_method(shown)
+        context = MethodContext(model_name, class_names=["class_a", "class_b"], total_steps=100, seed=0)
+        try:
+            method.apply(model, context)
+            count = sum(p.numel() for n, p in model.named_parameters() if p.requires_grad and n != "logit_scale")
+            params = f"{count:,}"
+        except (UserError, ValueError, RuntimeError) as error:
+            _logger.warning("Could not apply %s to %s: %s", shown, model_name, error)
+            params = "n/a"
+        label = name if shown == name else f"{name} (e.g. {shown})"
+        rows.append({"name": label, "params": params, "description": method_class.description})
+    return rows
+
+
+def dataset_table(names: list[str] | None, data_root: str | None) -> tuple[list[dict[str, Any]], list[str]]:
+    """Count images, captions, missing images and labelled images per published split."""
+    rows: list[dict[str, Any]] = []
+    notes: list[str] = []
+    for name in names or list(KNOWN_DATASETS):
+        dataset = load_published_splits(name, data_root)
+        missing = missing_images(dataset)
+        for split_name, split in dataset.splits.items():
+            labelled = sum(1 for label in (split.labels or []) if label >= 0)
+            rows.append({
+                "dataset": dataset.name, "split": split_name, "images": split.num_images,
+                "captions": split.num_captions, "missing": len(missing[split_name]), "labelled": labelled,
+            })
+        notes.extend(f"{dataset.name}: {note}" for note in dataset.notes)
+        notes.append(f"{dataset.name}: images are read from {dataset.image_dir}")
+    return rows, notes
