@@ -115,23 +115,19 @@ def run(
 ) -> None:
     """Train and evaluate one method on one dataset, and write a run record."""
     _setup_logging(verbose)
-    from rsitr_bench.run import execute_run, make_run_config
+    from rsitr_bench.run import execute_run, resolve_config
     from rsitr_bench.train import RunInterrupted
 
     try:
         bench = _bench_defaults(config)
-        run_values = dict(bench.get("run", {}))
-        train_values = dict(bench.get("train", {}))
-        method_values = dict(bench.get("methods", {}).get(method, {}))
         cli_values = {"data_root": data_root, "image_dir": image_dir, "model": model, "pretrained": pretrained,
                       "seed": seed, "output_dir": output_dir, "device": device}
-        run_values.update({key: str(value) if isinstance(value, Path) else value for key, value in cli_values.items() if value is not None})
+        run_values = {key: str(value) if isinstance(value, Path) else value for key, value in cli_values.items() if value is not None}
         cli_train = {"epochs": epochs, "batch_size": batch_size, "lr": lr}
-        train_values.update({key: value for key, value in cli_train.items() if value is not None})
-        set_train, set_method = _split_overrides(set_)
+        train_values = {key: value for key, value in cli_train.items() if value is not None}
+        set_train, method_values = _split_overrides(set_)
         train_values.update(set_train)
-        method_values.update(set_method)
-        run_config = make_run_config(method, dataset, run_values, train_values, method_values)
+        run_config = resolve_config(bench, method, dataset, run_values, train_values, method_values)
 
         with RichProgress_(console) as progress:
             result = execute_run(run_config, resume=resume, progress=progress)
@@ -209,27 +205,14 @@ def list_datasets(
         stdout.print(f"- {note}", highlight=False)
 
 
-@app.command()
-def report(
-    output_dir: Path = typer.Option(Path("results"), help="results folder whose runs/ holds the run records"),
-    reference: Optional[str] = typer.Option(None, help="method the others are compared against [default: bench.toml sweep.reference]"),
-    config: Optional[Path] = typer.Option(None, "--config", help="bench.toml [default: ./bench.toml if present]"),
-) -> None:
-    """Turn the run records of a results folder into tables (terminal, Markdown, CSV, LaTeX) and plots."""
-    _setup_logging(False)
-    from rsitr_bench.report import build_report
-
-    try:
-        bench = _bench_defaults(config)
-        reference = reference or bench.get("sweep", {}).get("reference")
-        result = build_report(output_dir, reference=reference)
-    except UserError as error:
-        _fail(str(error))
-    result.print_to(stdout)
-
-
 def main() -> None:
     app()
+
+
+# sweep, report and check live in their own module; it imports helpers from this one.
+from rsitr_bench.cli_experiments import register as _register_experiments  # noqa: E402
+
+_register_experiments(app)
 
 
 if __name__ == "__main__":

@@ -65,6 +65,48 @@ def make_run_config(
     return update_dataclass(config, run_values)
 
 
+BENCH_TABLES = ("run", "train", "methods", "sweep", "check", "report")
+
+
+def validate_bench(bench: dict[str, Any]) -> None:
+    """Reject unknown top-level tables and method tables of bench.toml, naming the closest valid one."""
+    from rsitr_bench.config import unknown_key_message
+
+    for key in bench:
+        if key not in BENCH_TABLES:
+            raise ConfigError(unknown_key_message(key, list(BENCH_TABLES)))
+    for name in bench.get("methods", {}):
+        methods.get_method_class(name)
+
+
+def resolve_config(
+    bench: dict[str, Any],
+    method: str,
+    dataset: str,
+    run_overrides: dict[str, Any] | None = None,
+    train_overrides: dict[str, Any] | None = None,
+    method_overrides: dict[str, Any] | None = None,
+) -> RunConfig:
+    """Combine bench.toml and command-line values into a validated RunConfig.
+
+    Precedence: built-in defaults < the method's training defaults < bench.toml [run],
+    [train] and [methods.<name>] (whose nested ``train`` table applies to that method only)
+    < the overrides passed here.
+    """
+    validate_bench(bench)
+    run_values = dict(bench.get("run", {}))
+    train_values = dict(bench.get("train", {}))
+    method_values = dict(bench.get("methods", {}).get(method, {}))
+    method_train = method_values.pop("train", {})
+    if not isinstance(method_train, dict):
+        raise ConfigError(f"[methods.{method}] train must be a table of training settings, got {method_train!r}.")
+    train_values.update(method_train)
+    run_values.update(run_overrides or {})
+    train_values.update(train_overrides or {})
+    method_values.update(method_overrides or {})
+    return make_run_config(method, dataset, run_values, train_values, method_values)
+
+
 def build_method(config: RunConfig) -> Method:
     method_class, _ = methods.get_method_class(config.method)
     method_config = update_dataclass(method_class.config_class(), config.method_options)
