@@ -265,6 +265,8 @@ def execute_run(config: RunConfig, resume: bool = False, progress: Progress | No
         _finish(record, started, device, record_path)
         raise
 
+    # The caption-to-image map lets the report resample test images with their captions.
+    ranks["caption_image"] = encoded["test"].caption_image.tolist()
     record.update(status="completed", metrics={"test": test_metrics}, ranks=ranks)
     record["test_split_note"] = next((note for note in dataset.notes if "Karpathy" in note), None)
     if train_result is not None:

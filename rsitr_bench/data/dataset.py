@@ -50,6 +50,28 @@ class Split:
             per_image[image_index].append(caption_index)
         return per_image
 
+    def subset(self, image_indices: list[int]) -> Split:
+        """Return the split restricted to the given images with all their captions.
+
+        Images and captions keep their order in this split, whatever the order of
+        ``image_indices``.
+        """
+        keep = sorted(set(image_indices))
+        new_index = {old: new for new, old in enumerate(keep)}
+        captions: list[str] = []
+        caption_image: list[int] = []
+        for caption, image_index in zip(self.captions, self.caption_image):
+            if image_index in new_index:
+                captions.append(caption)
+                caption_image.append(new_index[image_index])
+        labels = None if self.labels is None else [self.labels[i] for i in keep]
+        return Split(
+            images=[self.images[i] for i in keep],
+            captions=captions,
+            caption_image=caption_image,
+            labels=labels,
+        )
+
 
 @dataclass
 class RetrievalDataset:
@@ -66,6 +88,9 @@ class RetrievalDataset:
     notes: list[str] = field(default_factory=list)
     """Facts a user must see in the log and in the run record, such as a val split made from train,
     dropped empty captions, or a test split that is the standard val split."""
+    train_val_partition: dict[str, Split] | None = None
+    """A published train/val partition of the train split (the ``*_verify`` files of the
+    precomp format), with keys ``train`` and ``val``, or None where the folder has none."""
 
     def split(self, name: str) -> Split:
         return self.splits[name]
