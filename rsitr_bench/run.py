@@ -201,7 +201,9 @@ def execute_run(config: RunConfig, resume: bool = False, progress: Progress | No
     seed_everything(config.seed)
     bundle = create_model(config.model, config.pretrained, device="cpu")
     model = bundle.model
-    pretrained_ids = {id(p) for p in model.parameters()}
+    # The objects themselves are kept, not only their ids: peft re-registers some frozen
+    # weights as new Parameter objects, and a freed id could be reused by a new LoRA weight.
+    pretrained_parameters = list(model.parameters())
     splits_needed = ("train", "val", "test") if method.trains else ("test",)
     class_names = dataset.class_names if dataset.has_labels else None
     total_steps = 0
@@ -247,7 +249,7 @@ def execute_run(config: RunConfig, resume: bool = False, progress: Progress | No
         if method.trains:
             trainer = Trainer(
                 model, method, encoded["train"], encoded["val"], config.train, config.seed, device, mean, std,
-                pretrained_ids, checkpoint_path=checkpoint_path, progress=progress,
+                pretrained_parameters, checkpoint_path=checkpoint_path, progress=progress,
                 checkpoint_extra={"run_id": run_id, "config_key": key},
             )
             train_result = trainer.fit(resume_from=resume_payload)

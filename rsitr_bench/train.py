@@ -80,9 +80,14 @@ def autocast_context(device: torch.device, precision: str) -> Callable[[], conte
 
 
 def build_optimizer(
-    model: nn.Module, pretrained_ids: set[int], config: TrainConfig
+    model: nn.Module, pretrained_parameters: list[nn.Parameter], config: TrainConfig
 ) -> tuple[torch.optim.Optimizer, dict[str, int]]:
-    """Group trainable parameters by learning rate (new vs. pretrained) and weight decay."""
+    """Group trainable parameters by learning rate (new vs. pretrained) and weight decay.
+
+    ``pretrained_parameters`` are the model's parameters before the method changed it; the
+    list keeps them alive, so their ids cannot be reused by parameters the method created.
+    """
+    pretrained_ids = {id(p) for p in pretrained_parameters}
     groups: dict[tuple[str, bool], list[nn.Parameter]] = {}
     for name, parameter in model.named_parameters():
         if not parameter.requires_grad:
@@ -230,7 +235,7 @@ class Trainer:
         device: torch.device,
         mean: torch.Tensor,
         std: torch.Tensor,
-        pretrained_ids: set[int],
+        pretrained_parameters: list[nn.Parameter],
         checkpoint_path: Path | None = None,
         progress: Progress | None = None,
         checkpoint_extra: dict[str, Any] | None = None,
@@ -257,7 +262,7 @@ class Trainer:
         self.total_steps = self.steps_per_epoch * config.epochs
         self.caption_table, self.caption_counts = caption_table(train_split.caption_image, num_images)
 
-        self.optimizer, self.parameter_counts = build_optimizer(model, pretrained_ids, config)
+        self.optimizer, self.parameter_counts = build_optimizer(model, pretrained_parameters, config)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, warmup_cosine(self.total_steps, config.warmup_ratio)
         )
