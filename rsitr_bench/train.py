@@ -31,7 +31,7 @@ from methods.base import Batch, Method
 from rsitr_bench import distributed
 from rsitr_bench.config import TrainConfig
 from rsitr_bench.errors import CheckpointError, TrainingFailed
-from rsitr_bench.evaluate import EncodedSplit, evaluate_split, normalize_images
+from rsitr_bench.evaluate import EncodedSplit, evaluate_split, normalize_images, stage_split, take_rows
 from rsitr_bench.progress import NullProgress, Progress
 
 _logger = logging.getLogger(__name__)
@@ -69,6 +69,8 @@ class _Position:
     best_val_metrics: dict[str, float] | None = None
     best_state: dict[str, torch.Tensor] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
+    loss_sums: dict[str, float] = field(default_factory=dict)
+    """Sums of the loss terms over the batches of the current epoch trained so far."""
 
 
 def autocast_context(device: torch.device, precision: str) -> Callable[[], contextlib.AbstractContextManager]:
@@ -254,6 +256,9 @@ class Trainer:
         self.progress = progress or NullProgress()
         self.autocast = autocast_context(device, config.precision)
         self.context = distributed.current()
+        # On CUDA the splits stay on the GPU when they fit, else in pinned memory.
+        self.train_split = stage_split(train_split, device)
+        self.val_split = stage_split(val_split, device)
 
         num_images = train_split.images.shape[0]
         self.steps_per_epoch = steps_per_epoch(num_images, config.batch_size)
@@ -267,6 +272,10 @@ class Trainer:
             self.optimizer, warmup_cosine(self.total_steps, config.warmup_ratio)
         )
         self.step_module = distributed.wrap_for_training(_StepModule(model, method), device)
+        if config.compile and device.type == "cuda":
+            self.step_module = torch.compile(self.step_module)
+        elif config.compile:
+            _logger.warning("train.compile is ignored on %s: the training step is compiled on CUDA only.", device)
         self.trainable = [p for p in model.parameters() if p.requires_grad]
 
     # ------------------------------------------------------------------------------------
@@ -323,8 +332,7 @@ class Trainer:
 
     def _train_epoch(self, position: _Position, signals: _SignalCatcher) -> dict[str, float]:
         epoch = position.epoch
-        sums: dict[str, float] = {}
-        count = 0
+        sums = position.loss_sums
         self.model.train()
         self.progress.start(f"epoch {epoch + 1}/{self.config.epochs}", self.steps_per_epoch)
         self.progress.advance(position.step_in_epoch)
@@ -334,20 +342,20 @@ class Trainer:
             position.step_in_epoch = step + 1
             for name, value in terms.items():
                 sums[name] = sums.get(name, 0.0) + value
-            count += 1
             self.progress.advance()
             if signals.received is not None and position.step_in_epoch < self.steps_per_epoch:
                 self.progress.finish()
                 self._save(position)
                 raise RunInterrupted(signals.received, self.checkpoint_path or Path("(no checkpoint path)"))
         self.progress.finish()
-        return {name: total / max(1, count) for name, total in sums.items()}
+        position.loss_sums = {}
+        return {name: total / self.steps_per_epoch for name, total in sums.items()}
 
     def _train_step(self, image_indices: torch.Tensor, caption_indices: torch.Tensor, epoch: int, step: int, global_step: int) -> dict[str, float]:
         split = self.train_split
-        images = normalize_images(split.images[image_indices].to(self.device, non_blocking=True), self.mean, self.std)
-        tokens = split.tokens[caption_indices].to(self.device, non_blocking=True)
-        labels = split.labels[image_indices].to(self.device) if split.labels is not None else None
+        images = normalize_images(take_rows(split.images, image_indices, self.device), self.mean, self.std)
+        tokens = take_rows(split.tokens, caption_indices, self.device)
+        labels = take_rows(split.labels, image_indices, self.device) if split.labels is not None else None
         batch = Batch(images=images, tokens=tokens, labels=labels)
 
         with self.autocast():
@@ -356,21 +364,31 @@ class Trainer:
             batch_for_loss = distributed.gather_batch_labels(batch)
             terms = self.method.loss(self.model, batch_for_loss, output)
         loss = terms["loss"]
-        if not torch.isfinite(loss).item():
-            raise TrainingFailed(f"non-finite loss ({loss.item()})", epoch + 1, step + 1)
 
         self.optimizer.zero_grad(set_to_none=True)
         (loss * distributed.loss_scale()).backward()
         if global_step == 0:
             self._check_gradients()
+        norm = None
         if self.config.grad_clip > 0:
             norm = torch.nn.utils.clip_grad_norm_(self.trainable, self.config.grad_clip)
-            if not torch.isfinite(norm).item():
-                raise TrainingFailed(f"non-finite gradient norm ({norm.item()})", epoch + 1, step + 1)
+
+        # One device-to-host copy per step for the loss terms and the gradient norm, since each
+        # .item() makes the CPU wait for the GPU. A non-finite loss still stops the run before
+        # the optimizer step; its backward has run by then, on every process alike.
+        values = [torch.as_tensor(value).detach().to(loss.device).float().reshape(()) for value in terms.values()]
+        if norm is not None:
+            values.append(norm.detach().float())
+        host_values = torch.stack(values).tolist()
+        logged = dict(zip(terms, host_values))
+        if not math.isfinite(logged["loss"]):
+            raise TrainingFailed(f"non-finite loss ({logged['loss']})", epoch + 1, step + 1)
+        if norm is not None and not math.isfinite(host_values[-1]):
+            raise TrainingFailed(f"non-finite gradient norm ({host_values[-1]})", epoch + 1, step + 1)
         self.optimizer.step()
         self.scheduler.step()
         self.method.on_step_end(self.model, global_step)
-        return {name: float(value.detach().float()) for name, value in terms.items()}
+        return logged
 
     def _check_gradients(self) -> None:
         """Fail loudly if a trainable parameter is not connected to the loss."""
@@ -401,6 +419,7 @@ class Trainer:
                 "step_in_epoch": position.step_in_epoch,
                 "global_step": position.global_step,
                 "best_epoch": position.best_epoch,
+                "loss_sums": position.loss_sums,
             },
             "best_val_metrics": position.best_val_metrics,
             "history": position.history,
@@ -424,6 +443,7 @@ class Trainer:
             step_in_epoch=saved["step_in_epoch"],
             global_step=saved["global_step"],
             best_epoch=saved["best_epoch"],
+            loss_sums=saved["loss_sums"],
             best_val_metrics=payload["best_val_metrics"],
             best_state=payload["best_state"],
             history=payload["history"],
