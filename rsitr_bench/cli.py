@@ -19,6 +19,8 @@ from rsitr_bench.errors import TrainingFailed, UserError
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
+    # Plain help text, so that "[default: ...]" in option help is shown as written.
+    rich_markup_mode=None,
     help="Compare parameter-efficient fine-tuning methods for remote-sensing image-text retrieval.",
 )
 console = Console(stderr=True)
@@ -68,7 +70,7 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def _fail(message: str, code: int = 1) -> None:
-    console.print(f"[bold red]Error:[/] {message}", highlight=False)
+    console.print("Error:", message, style="bold red", markup=False, highlight=False)
     raise typer.Exit(code)
 
 

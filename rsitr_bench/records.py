@@ -23,11 +23,17 @@ from typing import Any
 SCHEMA_VERSION = 1
 RUNS_FOLDER = "runs"
 STATUSES = ("completed", "failed", "interrupted", "running")
+MACHINE_SETTINGS = ("output_dir", "data_root", "image_dir", "device")
 
 
 def config_hash(config: dict[str, Any]) -> str:
-    """Hash the settings that change a result; ``output_dir`` and ``device`` do not count."""
-    relevant = {key: value for key, value in config.items() if key not in ("output_dir",)}
+    """Hash the settings that define an experiment.
+
+    Where the run stores its output and finds its files (``output_dir``, ``data_root``,
+    ``image_dir``) and which device it runs on do not count, so a sweep moved to another
+    machine or folder recognises its finished runs.
+    """
+    relevant = {key: value for key, value in config.items() if key not in MACHINE_SETTINGS}
     text = json.dumps(relevant, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
