@@ -30,6 +30,8 @@ class MethodContext:
     """Scene classes of the training split, or None when the dataset has no labels."""
     total_steps: int
     seed: int
+    dataset_name: str = ""
+    """Name of the training dataset, for messages."""
 
 
 @dataclass

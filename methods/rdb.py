@@ -456,8 +456,9 @@ class RepresentationDiscrepancyBridging(Method):
         }
         if config.classification_loss and not context.class_names:
             if config.label_fallback == "error":
+                dataset = f"dataset {context.dataset_name!r}" if context.dataset_name else "the training dataset"
                 raise UserError(
-                    "rdb's classification loss needs scene labels, but the training dataset of this run has none "
+                    f"rdb's classification loss needs scene labels, but {dataset} has none "
                     "(labels come from scene-named image files such as airport_12.jpg in RSICD and RSITMD, or from "
                     "UCM's image numbers). Pass --set classification_loss=false to train without it, or "
                     "--set label_fallback=retrieval_only to drop it with a warning."

@@ -177,6 +177,8 @@ def execute_run(config: RunConfig, resume: bool = False, progress: Progress | No
     started = time.time()
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     context, device_name = distributed.setup(config.device)
+    if not distributed.is_main_process():
+        progress = NullProgress()  # one set of progress bars, from the main process
     device = resolve_device(device_name)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -206,8 +208,8 @@ def execute_run(config: RunConfig, resume: bool = False, progress: Progress | No
     pretrained_parameters = list(model.parameters())
     splits_needed = ("train", "val", "test") if method.trains else ("test",)
     class_names = dataset.class_names if dataset.has_labels else None
-    total_steps = 0
-    method.apply(model, MethodContext(config.model, class_names, total_steps, config.seed))
+    total_steps = _total_steps(dataset, config) if method.trains else 0
+    method.apply(model, MethodContext(config.model, class_names, total_steps, config.seed, dataset.name))
     if method.trains:
         model.logit_scale.requires_grad_(config.train.learn_temperature)
     method.check_trainable(model)
@@ -283,6 +285,12 @@ def execute_run(config: RunConfig, resume: bool = False, progress: Progress | No
     if distributed.is_main_process():
         checkpoint_path.unlink(missing_ok=True)
     return RunResult(record=record, record_path=record_path if distributed.is_main_process() else None)
+
+
+def _total_steps(dataset: RetrievalDataset, config: RunConfig) -> int:
+    from rsitr_bench.train import steps_per_epoch
+
+    return steps_per_epoch(dataset.split("train").num_images, config.train.batch_size) * config.train.epochs
 
 
 def _decode_with_progress(paths: list[Path], size: int, description: str, progress: Progress) -> torch.Tensor:
