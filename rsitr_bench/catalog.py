@@ -46,7 +46,11 @@ def method_table(model_name: str) -> list[dict[str, Any]]:
 
 
 def dataset_table(names: list[str] | None, data_root: str | None) -> tuple[list[dict[str, Any]], list[str]]:
-    """Count images, captions, missing images and labelled images per published split."""
+    """Count images, captions, missing images and labelled images per published split.
+
+    ``images`` counts every image the split file lists; ``uncaptioned`` counts those whose
+    captions are all empty, which training and evaluation leave out.
+    """
     rows: list[dict[str, Any]] = []
     notes: list[str] = []
     for name in names or list(KNOWN_DATASETS):
@@ -55,8 +59,9 @@ def dataset_table(names: list[str] | None, data_root: str | None) -> tuple[list[
         for split_name, split in dataset.splits.items():
             labelled = sum(1 for label in (split.labels or []) if label >= 0)
             rows.append({
-                "dataset": dataset.name, "split": split_name, "images": split.num_images,
-                "captions": split.num_captions, "missing": len(missing[split_name]), "labelled": labelled,
+                "dataset": dataset.name, "split": split_name, "images": split.listed_images,
+                "uncaptioned": len(split.uncaptioned_images), "captions": split.num_captions,
+                "missing": len(missing[split_name]), "labelled": labelled,
             })
         notes.extend(f"{dataset.name}: {note}" for note in dataset.notes)
         notes.append(f"{dataset.name}: images are read from {dataset.image_dir}")

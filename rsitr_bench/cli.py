@@ -197,11 +197,12 @@ def list_datasets(
     except UserError as error:
         _fail(str(error))
     table = Table(title="Datasets (published splits)")
-    for column in ("dataset", "split", "images", "captions", "missing images", "labelled images"):
+    columns = ("dataset", "split", "images", "captions", "images without captions", "missing images", "labelled images")
+    for column in columns:
         table.add_column(column, justify="left" if column in ("dataset", "split") else "right")
     for row in rows:
         table.add_row(row["dataset"], row["split"], f"{row['images']:,}", f"{row['captions']:,}",
-                      f"{row['missing']:,}", f"{row['labelled']:,}")
+                      f"{row['uncaptioned']:,}", f"{row['missing']:,}", f"{row['labelled']:,}")
     stdout.print(table)
     for note in notes:
         stdout.print(f"- {note}", highlight=False)

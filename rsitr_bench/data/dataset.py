@@ -24,6 +24,8 @@ class Split:
     caption_image: list[int]
     """For each caption, the index in ``images`` of the image it describes."""
     labels: list[int] | None = None
+    uncaptioned_images: list[str] = field(default_factory=list)
+    """Images the source file lists whose captions are all empty; they are left out of ``images``."""
     """Scene class index per image, or None where the file names carry no scene."""
 
     def __post_init__(self) -> None:
@@ -34,6 +36,11 @@ class Split:
             )
         if self.labels is not None and len(self.labels) != len(self.images):
             raise ValueError(f"split has {len(self.images)} images but {len(self.labels)} labels")
+
+    @property
+    def listed_images(self) -> int:
+        """Number of images the source file lists, including those without a caption."""
+        return len(self.images) + len(self.uncaptioned_images)
 
     @property
     def num_images(self) -> int:
