@@ -83,6 +83,10 @@ class Method:
         """Choose trainable parameters and insert modules. The default freezes everything."""
         model.requires_grad_(False)
 
+    def uses_temperature(self) -> bool:
+        """Whether the loss uses CLIP's logit scale; if not, the loop keeps it frozen."""
+        return True
+
     def check_trainable(self, model: nn.Module) -> None:
         """Raise if the method's wrapping left it with nothing to train. Called after ``apply``."""
         if self.trains and not any(p.requires_grad for p in model.parameters()):

@@ -211,7 +211,7 @@ def execute_run(config: RunConfig, resume: bool = False, progress: Progress | No
     total_steps = _total_steps(dataset, config) if method.trains else 0
     method.apply(model, MethodContext(config.model, class_names, total_steps, config.seed, dataset.name))
     if method.trains:
-        model.logit_scale.requires_grad_(config.train.learn_temperature)
+        model.logit_scale.requires_grad_(config.train.learn_temperature and method.uses_temperature())
     method.check_trainable(model)
     model.to(device)
     method_params = sum(

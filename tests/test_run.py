@@ -54,6 +54,27 @@ def test_method_writes_complete_record(method, dataset_folder, tmp_path):
     assert on_disk == record
 
 
+@pytest.mark.parametrize(
+    ("method", "settings"),
+    [("adapter", {}), ("mrs_adapter", {}), ("rdb", {}), ("rdb", {"symmetric": True}), ("peft:ia3", {})],
+)
+def test_peft_method_runs_end_to_end(method, settings, dataset_folder, tmp_path):
+    config = make_run_config(method, str(dataset_folder), {"output_dir": str(tmp_path), "device": "cpu"},
+                             {"epochs": 1, "batch_size": 8}, settings)
+    record = execute_run(config).record
+    assert record["status"] == "completed"
+    assert record["params"]["trainable"] == record["params"]["method"] + 1
+    assert record["config"]["method_options"] == {**record["config"]["method_options"], **settings}
+
+
+def test_hmmc_keeps_temperature_frozen(dataset_folder, tmp_path):
+    config = make_run_config("mrs_adapter", str(dataset_folder), {"output_dir": str(tmp_path), "device": "cpu"},
+                             {"epochs": 1, "batch_size": 8}, {"loss": "hmmc"})
+    record = execute_run(config).record
+    assert record["status"] == "completed"
+    assert record["params"]["trainable"] == record["params"]["method"]
+
+
 def test_trainable_params_per_method(dataset_folder, tmp_path):
     zeroshot = _run("zeroshot", dataset_folder, tmp_path)
     linear = _run("linear", dataset_folder, tmp_path, epochs=1)
