@@ -10,12 +10,15 @@ pickle would run code is rejected before anything runs.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import logging
 import pickle
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import open_clip
 import torch
 from torch import nn
@@ -44,6 +47,8 @@ class ModelBundle:
     std: tuple[float, float, float]
     name: str
     pretrained: str | None
+    checkpoint: dict[str, str] | None = None
+    """Path and SHA-256 of the local checkpoint file the weights came from, if any."""
 
 
 def is_checkpoint_path(pretrained: str) -> bool:
@@ -51,21 +56,45 @@ def is_checkpoint_path(pretrained: str) -> bool:
     return pretrained.endswith(CHECKPOINT_SUFFIXES) or "/" in pretrained or Path(pretrained).is_file()
 
 
-def create_model(name: str, pretrained: str | None = None, device: str | torch.device = "cpu") -> ModelBundle:
+def create_model(
+    name: str, pretrained: str | None = None, device: str | torch.device = "cpu", progress: Any = None
+) -> ModelBundle:
     """Create an open_clip model and load its weights.
 
-    ``pretrained`` is None (random initialisation from the current torch seed), an
-    open_clip pretrained tag, or a local checkpoint path.
+    ``pretrained`` is None or ``"none"`` (random initialisation from the current torch
+    seed), ``"demo"`` (rsitr-tiny only: weights pretrained on a generated corpus, made on
+    first use), an open_clip pretrained tag, or a local checkpoint path.
     """
     _require_known_model(name)
+    if pretrained in (None, "", "none"):
+        pretrained = None
+        if name != "rsitr-tiny":
+            _logger.warning("%s starts from random weights; pass --pretrained with a tag or checkpoint for real use.", name)
 
-    if pretrained and not is_checkpoint_path(pretrained):
+    checkpoint = None
+    if pretrained == "demo":
+        if name != "rsitr-tiny":
+            raise UserError(
+                f"The 'demo' weights exist only for rsitr-tiny, not {name!r}. Pass an open_clip pretrained tag "
+                "(such as openai), a local checkpoint path, or 'none' for random weights."
+            )
+        from rsitr_bench.demo_model import ensure_demo_checkpoint
+
+        # Pretraining on first use must not change the random streams of the caller's run.
+        python_state, numpy_state = random.getstate(), np.random.get_state()
+        with torch.random.fork_rng(devices=[]):
+            checkpoint = ensure_demo_checkpoint(progress=progress)
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
+    elif pretrained and is_checkpoint_path(pretrained):
+        checkpoint = Path(pretrained)
+
+    if pretrained and checkpoint is None:
         model = _create_with_tag(name, pretrained)
     else:
         model = _create_quietly(name)
-        if pretrained:
-            state_dict = load_state_dict(Path(pretrained))
-            load_into(model, state_dict, source=pretrained)
+        if checkpoint is not None:
+            load_into(model, load_state_dict(checkpoint), source=str(checkpoint))
 
     model.to(device)
     preprocess = open_clip.get_model_preprocess_cfg(model)
@@ -79,7 +108,16 @@ def create_model(name: str, pretrained: str | None = None, device: str | torch.d
         std=tuple(preprocess["std"]),
         name=name,
         pretrained=pretrained,
+        checkpoint={"path": str(checkpoint), "sha256": _sha256(checkpoint)} if checkpoint is not None else None,
     )
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def load_state_dict(path: Path) -> dict[str, torch.Tensor]:

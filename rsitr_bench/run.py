@@ -167,8 +167,13 @@ def describe_dataset(dataset: RetrievalDataset) -> dict[str, Any]:
     }
 
 
-def execute_run(config: RunConfig, resume: bool = False, progress: Progress | None = None) -> RunResult:
+def execute_run(
+    config: RunConfig, resume: bool = False, progress: Progress | None = None, weights_path: Path | None = None
+) -> RunResult:
     """Train and evaluate one configuration and write its run record.
+
+    ``weights_path``, if given, receives the whole model's weights of the best epoch as
+    safetensors.
 
     A numerical failure is recorded as a failed run and re-raised; an interrupt saves a
     checkpoint, records the run as interrupted and re-raises ``RunInterrupted``.
@@ -201,7 +206,7 @@ def execute_run(config: RunConfig, resume: bool = False, progress: Progress | No
     require_images(dataset)
 
     seed_everything(config.seed)
-    bundle = create_model(config.model, config.pretrained, device="cpu")
+    bundle = create_model(config.model, config.pretrained, device="cpu", progress=progress)
     model = bundle.model
     # The objects themselves are kept, not only their ids: peft re-registers some frozen
     # weights as new Parameter objects, and a freed id could be reused by a new LoRA weight.
@@ -244,6 +249,7 @@ def execute_run(config: RunConfig, resume: bool = False, progress: Progress | No
         "world_size": context.world_size,
         "started_at": started_at,
         "params": {"trainable": trainable, "total": total, "method": method_params},
+        "pretrained_checkpoint": bundle.checkpoint,
     }
 
     train_result = None
@@ -284,6 +290,10 @@ def execute_run(config: RunConfig, resume: bool = False, progress: Progress | No
     _finish(record, started, device, record_path)
     if distributed.is_main_process():
         checkpoint_path.unlink(missing_ok=True)
+        if weights_path is not None:
+            from safetensors.torch import save_file
+
+            save_file({name: tensor.contiguous() for name, tensor in model.state_dict().items()}, str(weights_path))
     return RunResult(record=record, record_path=record_path if distributed.is_main_process() else None)
 
 

@@ -104,3 +104,61 @@ def test_tiny_model_shape():
     assert tokens.shape == (1, 32)
     features = bundle.model.encode_text(tokens, normalize=True)
     assert features.shape == (1, 128)
+
+
+@pytest.fixture
+def small_demo_model(tmp_path, monkeypatch):
+    """Make the demo pretraining tiny, so first use takes seconds."""
+    import rsitr_bench.data.demo as demo
+    import rsitr_bench.demo_model as demo_model
+
+    monkeypatch.setenv("RSITR_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(demo, "PRETRAINING_SPLIT_SIZES", {"train": 24, "val": 12, "test": 12})
+    monkeypatch.setattr(demo_model, "PRETRAINING_SETTINGS", {"epochs": 1, "batch_size": 8, "lr_pretrained": 5e-4})
+    return tmp_path
+
+
+def test_demo_weights_made_once_and_reused(small_demo_model):
+    import random
+
+    import numpy as np
+
+    from rsitr_bench.demo_model import demo_checkpoint_path
+
+    def create_and_draw():
+        torch.manual_seed(5)
+        random.seed(5)
+        np.random.seed(5)
+        bundle = create_model("rsitr-tiny", "demo")
+        return bundle, (torch.rand(1).item(), random.random(), np.random.rand())
+
+    first, draws_after_pretraining = create_and_draw()
+    path = demo_checkpoint_path()
+    assert path.is_file()
+    assert first.checkpoint["path"] == str(path)
+    written = path.stat().st_mtime_ns
+
+    second, draws_from_cache = create_and_draw()
+    assert path.stat().st_mtime_ns == written
+    # Pretraining on first use leaves the caller's random streams as a cached load does.
+    assert draws_after_pretraining == draws_from_cache
+    assert second.checkpoint["sha256"] == first.checkpoint["sha256"]
+    for key, tensor in first.model.state_dict().items():
+        assert torch.equal(second.model.state_dict()[key], tensor), key
+    # The pretraining run keeps its record beside the weights.
+    assert list(path.parent.glob(f"{path.stem}-pretraining/runs/*.json"))
+
+
+def test_demo_weights_only_for_tiny_model():
+    with pytest.raises(UserError, match="only for rsitr-tiny"):
+        create_model("ViT-B-32", "demo")
+
+
+def test_pretrained_none_means_random():
+    torch.manual_seed(0)
+    first = create_model("rsitr-tiny", "none")
+    torch.manual_seed(0)
+    second = create_model("rsitr-tiny", None)
+    assert first.pretrained is None
+    assert first.checkpoint is None
+    assert torch.equal(first.model.text_projection, second.model.text_projection)

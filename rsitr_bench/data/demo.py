@@ -65,6 +65,10 @@ SCENE_CLASSES = (
 )
 SPLIT_SIZES = {"train": 600, "val": 120, "test": 120}
 """Images per split. Each size must be a multiple of the number of scene classes."""
+PRETRAINING_DIR_NAME = f"demo-pretraining-v{GENERATOR_VERSION}"
+PRETRAINING_SEED = DEMO_SEED + 1
+PRETRAINING_SPLIT_SIZES = {"train": 1200, "val": 120, "test": 12}
+"""The pretraining corpus's val split picks the best pretraining epoch; its test split is unused."""
 CAPTIONS_PER_IMAGE = 5
 IMAGE_SIZE = 64
 IMAGE_DIR_NAME = "images"
@@ -2732,11 +2736,12 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _write_dataset(folder: Path, seed: int = DEMO_SEED) -> None:
+def _write_dataset(folder: Path, seed: int = DEMO_SEED, split_sizes: dict[str, int] | None = None) -> None:
     """Write the split files, the images and, last, the manifest into ``folder``."""
+    sizes = SPLIT_SIZES if split_sizes is None else split_sizes
     image_dir = folder / IMAGE_DIR_NAME
     image_dir.mkdir()
-    planned = plan_demo(seed)
+    planned = plan_demo(seed, sizes)
 
     text_files: list[str] = []
     for split in SPLITS:
@@ -2760,7 +2765,7 @@ def _write_dataset(folder: Path, seed: int = DEMO_SEED) -> None:
         "generator": "rsitr_bench.data.demo",
         "version": GENERATOR_VERSION,
         "seed": seed,
-        "splits": {split: SPLIT_SIZES[split] for split in SPLITS},
+        "splits": {split: sizes[split] for split in SPLITS},
         "captions_per_image": CAPTIONS_PER_IMAGE,
         "images": len(planned),
         "sha256": {name: _sha256(folder / name) for name in text_files},
@@ -2774,7 +2779,7 @@ def _write_dataset(folder: Path, seed: int = DEMO_SEED) -> None:
         handle.write("\n")
 
 
-def is_complete_demo(folder: Path) -> bool:
+def is_complete_demo(folder: Path, seed: int = DEMO_SEED, split_sizes: dict[str, int] | None = None) -> bool:
     """Return whether ``folder`` contains a finished demo dataset of this generator version.
 
     The check reads the manifest, hashes the split files and counts the images, but it does
@@ -2784,10 +2789,11 @@ def is_complete_demo(folder: Path) -> bool:
         manifest = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    expected_splits = {split: SPLIT_SIZES[split] for split in SPLITS}
+    sizes = SPLIT_SIZES if split_sizes is None else split_sizes
+    expected_splits = {split: sizes[split] for split in SPLITS}
     if not isinstance(manifest, dict):
         return False
-    if manifest.get("version") != GENERATOR_VERSION or manifest.get("seed") != DEMO_SEED:
+    if manifest.get("version") != GENERATOR_VERSION or manifest.get("seed") != seed:
         return False
     if manifest.get("splits") != expected_splits:
         return False
@@ -2824,9 +2830,9 @@ def _unwritable_cache_error(cache_root: Path, error: OSError) -> DatasetError:
     )
 
 
-def _remove_stale_folders(cache_root: Path) -> None:
+def _remove_stale_folders(cache_root: Path, name: str = DEMO_DIR_NAME) -> None:
     """Delete temporary and replaced demo folders that an interrupted process left behind."""
-    prefixes = (f".{DEMO_DIR_NAME}.tmp-", f".{DEMO_DIR_NAME}.stale-")
+    prefixes = (f".{name}.tmp-", f".{name}.stale-")
     now = time.time()
     try:
         entries = sorted(os.scandir(cache_root), key=lambda entry: entry.name)
@@ -2846,7 +2852,7 @@ def _remove_stale_folders(cache_root: Path) -> None:
             shutil.rmtree(entry.path, ignore_errors=True)
 
 
-def _publish(temp: Path, target: Path) -> None:
+def _publish(temp: Path, target: Path, is_complete: Callable[[Path], bool] = is_complete_demo) -> None:
     """Rename the finished ``temp`` folder to ``target``, replacing an incomplete ``target``.
 
     When another process published a complete dataset first, its copy wins and ``temp`` is
@@ -2859,7 +2865,7 @@ def _publish(temp: Path, target: Path) -> None:
         except OSError as error:
             if error.errno not in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR):
                 raise
-        if is_complete_demo(target):
+        if is_complete(target):
             logger.info("Another process finished the demo dataset first, using %s", target)
             return
         # Move the incomplete folder aside first, because a rename cannot replace a non-empty
@@ -2889,34 +2895,54 @@ def ensure_demo(cache_dir: Path | str | None = None) -> Path:
     never leaves a folder that passes the completeness check. Raises DatasetError when the cache
     folder cannot be written.
     """
+    return ensure_generated(DEMO_DIR_NAME, DEMO_SEED, SPLIT_SIZES, cache_dir)
+
+
+def ensure_pretraining_corpus(cache_dir: Path | str | None = None) -> Path:
+    """Generate, on first use, the corpus that the demo model ``rsitr-tiny``/``demo`` is pretrained on.
+
+    It comes from the same scene generator as the demo dataset with another seed, so it
+    shares no image with it.
+    """
+    return ensure_generated(PRETRAINING_DIR_NAME, PRETRAINING_SEED, PRETRAINING_SPLIT_SIZES, cache_dir)
+
+
+def ensure_generated(
+    name: str, seed: int, split_sizes: dict[str, int], cache_dir: Path | str | None = None
+) -> Path:
+    """Generate the dataset ``name`` from ``seed`` into the cache on first use and return its folder."""
     cache_root = demo_cache_root(cache_dir)
-    target = cache_root / DEMO_DIR_NAME
-    if is_complete_demo(target):
+    target = cache_root / name
+
+    def is_complete(folder: Path) -> bool:
+        return is_complete_demo(folder, seed, split_sizes)
+
+    if is_complete(target):
         return target
 
     try:
         cache_root.mkdir(parents=True, exist_ok=True)
-        temp = Path(tempfile.mkdtemp(prefix=f".{DEMO_DIR_NAME}.tmp-", dir=cache_root))
+        temp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=cache_root))
     except OSError as error:
         raise _unwritable_cache_error(cache_root, error) from error
-    _remove_stale_folders(cache_root)
+    _remove_stale_folders(cache_root, name)
 
-    logger.info("Generating the demo dataset in %s", target)
+    logger.info("Generating the %s dataset in %s", name, target)
     started = time.perf_counter()
     try:
         # mkdtemp makes the folder private, which would hide a shared cache from other users.
         os.chmod(temp, 0o755)
-        _write_dataset(temp)
-        _publish(temp, target)
+        _write_dataset(temp, seed, split_sizes)
+        _publish(temp, target, is_complete)
     except OSError as error:
         raise _unwritable_cache_error(cache_root, error) from error
     finally:
         if temp.exists():
             shutil.rmtree(temp, ignore_errors=True)
-    total = sum(SPLIT_SIZES.values())
     logger.info(
-        "Demo dataset ready: %d images in %s, generated in %.1f s",
-        total,
+        "Dataset %s ready: %d images in %s, generated in %.1f s",
+        name,
+        sum(split_sizes.values()),
         target,
         time.perf_counter() - started,
     )
