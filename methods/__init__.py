@@ -89,6 +89,11 @@ def load_builtin_methods() -> None:
     for module in sorted(info.name for info in pkgutil.iter_modules(__path__)):
         if module != "base" and not module.startswith("_"):
             importlib.import_module(f"methods.{module}")
+    load_entry_point_methods()
+
+
+def load_entry_point_methods() -> None:
+    """Import the methods that installed packages declare in the ``rsitr_bench.methods`` group."""
     for entry_point in entry_points(group=ENTRY_POINT_GROUP):
         try:
             loaded = entry_point.load()
