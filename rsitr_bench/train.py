@@ -273,6 +273,9 @@ class Trainer:
         )
         self.step_module = distributed.wrap_for_training(_StepModule(model, method), device)
         if config.compile and device.type == "cuda":
+            # NOTE: peft's LoRA on nn.MultiheadAttention builds a new parametrized class every
+            # forward, so dynamo hits its recompile limit there and runs those frames eagerly
+            # (seen with peft 0.21 and torch 2.14 on CPU). Other methods compile fully.
             self.step_module = torch.compile(self.step_module)
         elif config.compile:
             _logger.warning("train.compile is ignored on %s: the training step is compiled on CUDA only.", device)
@@ -375,7 +378,7 @@ class Trainer:
 
         # One device-to-host copy per step for the loss terms and the gradient norm, since each
         # .item() makes the CPU wait for the GPU. A non-finite loss still stops the run before
-        # the optimizer step; its backward has run by then, on every process alike.
+        # the optimizer step, after its backward has run on every process alike.
         values = [torch.as_tensor(value).detach().to(loss.device).float().reshape(()) for value in terms.values()]
         if norm is not None:
             values.append(norm.detach().float())
