@@ -20,26 +20,32 @@ RECALL_KS = (1, 5, 10)
 METRIC_KEYS = tuple(f"{direction}_R@{k}" for direction in ("i2t", "t2i") for k in RECALL_KS) + ("mR",)
 
 
-def _positions(similarity: torch.Tensor) -> torch.Tensor:
-    """Return, for each row, the 0-based position of every column in the ranked list."""
-    order = torch.sort(similarity, dim=1, descending=True, stable=True).indices
-    positions = torch.empty_like(order)
-    columns = torch.arange(order.shape[1], device=order.device).expand_as(order)
-    positions.scatter_(1, order, columns)
-    return positions
+def _rank_of(similarity: torch.Tensor, target_score: torch.Tensor, target_index: torch.Tensor) -> torch.Tensor:
+    """Count, per row, the items ranked before the target: higher scores, and equal scores at a lower index.
+
+    This equals the target's position in a stable descending sort, in O(rows x columns)
+    time instead of the sort's O(rows x columns x log columns).
+    """
+    target_score = target_score.unsqueeze(1)
+    columns = torch.arange(similarity.shape[1], device=similarity.device).unsqueeze(0)
+    ahead = (similarity > target_score) | ((similarity == target_score) & (columns < target_index.unsqueeze(1)))
+    return ahead.sum(dim=1)
 
 
 def rank_i2t(similarity: torch.Tensor, caption_image: torch.Tensor) -> torch.Tensor:
     """Rank captions for each image.
 
     ``similarity`` is [num_images, num_captions]; ``caption_image[j]`` is the image of caption j.
-    Returns one 0-based rank per image.
+    Returns one 0-based rank per image: the rank of its best-ranked caption, which is the
+    one with the highest score and, among equal scores, the lowest index.
     """
-    positions = _positions(similarity)
-    num_images = similarity.shape[0]
+    num_images, num_captions = similarity.shape
     is_target = caption_image.unsqueeze(0) == torch.arange(num_images, device=similarity.device).unsqueeze(1)
-    large = torch.iinfo(positions.dtype).max
-    return torch.where(is_target, positions, torch.full_like(positions, large)).min(dim=1).values
+    target_scores = torch.where(is_target, similarity, torch.full_like(similarity, -torch.inf))
+    best_score = target_scores.max(dim=1).values
+    columns = torch.arange(num_captions, device=similarity.device).expand_as(similarity)
+    best_index = torch.where(is_target & (target_scores == best_score.unsqueeze(1)), columns, num_captions).min(dim=1).values
+    return _rank_of(similarity, best_score, best_index)
 
 
 def rank_t2i(similarity: torch.Tensor, caption_image: torch.Tensor) -> torch.Tensor:
@@ -47,8 +53,9 @@ def rank_t2i(similarity: torch.Tensor, caption_image: torch.Tensor) -> torch.Ten
 
     Returns one 0-based rank per caption.
     """
-    positions = _positions(similarity.t())
-    return positions.gather(1, caption_image.view(-1, 1)).squeeze(1)
+    by_caption = similarity.t()
+    target_score = by_caption.gather(1, caption_image.view(-1, 1)).squeeze(1)
+    return _rank_of(by_caption, target_score, caption_image)
 
 
 def recall_at_k(ranks: torch.Tensor, k: int) -> float:

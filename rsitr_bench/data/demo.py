@@ -65,8 +65,9 @@ SCENE_CLASSES = (
 )
 SPLIT_SIZES = {"train": 600, "val": 120, "test": 120}
 """Images per split. Each size must be a multiple of the number of scene classes."""
-PRETRAINING_DIR_NAME = f"demo-pretraining-v{GENERATOR_VERSION}"
+PRETRAINING_DIR_NAME = f"demo-pretraining-v{GENERATOR_VERSION}-6classes"
 PRETRAINING_SEED = DEMO_SEED + 1
+PRETRAINING_CLASSES = ("airport", "beach", "farmland", "harbor", "residential", "river")
 PRETRAINING_SPLIT_SIZES = {"train": 1200, "val": 120, "test": 12}
 """The pretraining corpus's val split picks the best pretraining epoch; its test split is unused."""
 CAPTIONS_PER_IMAGE = 5
@@ -2700,7 +2701,9 @@ class DemoImage:
     captions: tuple[str, ...]
 
 
-def plan_demo(seed: int = DEMO_SEED, split_sizes: dict[str, int] | None = None) -> list[DemoImage]:
+def plan_demo(
+    seed: int = DEMO_SEED, split_sizes: dict[str, int] | None = None, classes: Sequence[str] = SCENE_CLASSES
+) -> list[DemoImage]:
     """Sample every scene and its captions, without drawing, in the order of the split files.
 
     Each image's content depends only on ``seed``, its class and its number, so changing a
@@ -2708,18 +2711,23 @@ def plan_demo(seed: int = DEMO_SEED, split_sizes: dict[str, int] | None = None) 
     name is unique in the shared image folder.
     """
     sizes = SPLIT_SIZES if split_sizes is None else split_sizes
+    unknown = [label for label in classes if label not in SCENE_CLASSES]
+    if unknown or not classes:
+        raise ValueError(f"unknown demo scene classes {unknown}; choose from {', '.join(SCENE_CLASSES)}")
     numbers = {label: 0 for label in SCENE_CLASSES}
     planned: list[DemoImage] = []
     for split_index, split in enumerate(SPLITS):
         size = sizes[split]
-        if size <= 0 or size % len(SCENE_CLASSES):
+        if size <= 0 or size % len(classes):
             raise ValueError(
                 f"demo split {split!r} has size {size}, expected a positive multiple of "
-                f"{len(SCENE_CLASSES)} scene classes"
+                f"{len(classes)} scene classes"
             )
         entries: list[DemoImage] = []
-        for class_index, label in enumerate(SCENE_CLASSES):
-            for _ in range(size // len(SCENE_CLASSES)):
+        for label in classes:
+            # The class's position in SCENE_CLASSES seeds its images, whichever classes are drawn.
+            class_index = SCENE_CLASSES.index(label)
+            for _ in range(size // len(classes)):
                 numbers[label] += 1
                 number = numbers[label]
                 rng = np.random.default_rng([seed, class_index, number])
@@ -2736,12 +2744,17 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _write_dataset(folder: Path, seed: int = DEMO_SEED, split_sizes: dict[str, int] | None = None) -> None:
+def _write_dataset(
+    folder: Path,
+    seed: int = DEMO_SEED,
+    split_sizes: dict[str, int] | None = None,
+    classes: Sequence[str] = SCENE_CLASSES,
+) -> None:
     """Write the split files, the images and, last, the manifest into ``folder``."""
     sizes = SPLIT_SIZES if split_sizes is None else split_sizes
     image_dir = folder / IMAGE_DIR_NAME
     image_dir.mkdir()
-    planned = plan_demo(seed, sizes)
+    planned = plan_demo(seed, sizes, classes)
 
     text_files: list[str] = []
     for split in SPLITS:
@@ -2766,6 +2779,7 @@ def _write_dataset(folder: Path, seed: int = DEMO_SEED, split_sizes: dict[str, i
         "version": GENERATOR_VERSION,
         "seed": seed,
         "splits": {split: sizes[split] for split in SPLITS},
+        "classes": list(classes),
         "captions_per_image": CAPTIONS_PER_IMAGE,
         "images": len(planned),
         "sha256": {name: _sha256(folder / name) for name in text_files},
@@ -2779,7 +2793,12 @@ def _write_dataset(folder: Path, seed: int = DEMO_SEED, split_sizes: dict[str, i
         handle.write("\n")
 
 
-def is_complete_demo(folder: Path, seed: int = DEMO_SEED, split_sizes: dict[str, int] | None = None) -> bool:
+def is_complete_demo(
+    folder: Path,
+    seed: int = DEMO_SEED,
+    split_sizes: dict[str, int] | None = None,
+    classes: Sequence[str] = SCENE_CLASSES,
+) -> bool:
     """Return whether ``folder`` contains a finished demo dataset of this generator version.
 
     The check reads the manifest, hashes the split files and counts the images, but it does
@@ -2795,7 +2814,7 @@ def is_complete_demo(folder: Path, seed: int = DEMO_SEED, split_sizes: dict[str,
         return False
     if manifest.get("version") != GENERATOR_VERSION or manifest.get("seed") != seed:
         return False
-    if manifest.get("splits") != expected_splits:
+    if manifest.get("splits") != expected_splits or manifest.get("classes") != list(classes):
         return False
     digests = manifest.get("sha256")
     if not isinstance(digests, dict) or len(digests) != 2 * len(SPLITS):
@@ -2895,27 +2914,35 @@ def ensure_demo(cache_dir: Path | str | None = None) -> Path:
     never leaves a folder that passes the completeness check. Raises DatasetError when the cache
     folder cannot be written.
     """
-    return ensure_generated(DEMO_DIR_NAME, DEMO_SEED, SPLIT_SIZES, cache_dir)
+    return ensure_generated(DEMO_DIR_NAME, DEMO_SEED, SPLIT_SIZES, SCENE_CLASSES, cache_dir)
 
 
 def ensure_pretraining_corpus(cache_dir: Path | str | None = None) -> Path:
     """Generate, on first use, the corpus that the demo model ``rsitr-tiny``/``demo`` is pretrained on.
 
     It comes from the same scene generator as the demo dataset with another seed, so it
-    shares no image with it.
+    shares no image with it, and it draws only half of the scene classes, so that the
+    pretrained model meets new scenes and words in the demo dataset, as a CLIP model
+    pretrained on web images does in remote-sensing data.
     """
-    return ensure_generated(PRETRAINING_DIR_NAME, PRETRAINING_SEED, PRETRAINING_SPLIT_SIZES, cache_dir)
+    return ensure_generated(
+        PRETRAINING_DIR_NAME, PRETRAINING_SEED, PRETRAINING_SPLIT_SIZES, PRETRAINING_CLASSES, cache_dir
+    )
 
 
 def ensure_generated(
-    name: str, seed: int, split_sizes: dict[str, int], cache_dir: Path | str | None = None
+    name: str,
+    seed: int,
+    split_sizes: dict[str, int],
+    classes: Sequence[str],
+    cache_dir: Path | str | None = None,
 ) -> Path:
     """Generate the dataset ``name`` from ``seed`` into the cache on first use and return its folder."""
     cache_root = demo_cache_root(cache_dir)
     target = cache_root / name
 
     def is_complete(folder: Path) -> bool:
-        return is_complete_demo(folder, seed, split_sizes)
+        return is_complete_demo(folder, seed, split_sizes, classes)
 
     if is_complete(target):
         return target
@@ -2932,7 +2959,7 @@ def ensure_generated(
     try:
         # mkdtemp makes the folder private, which would hide a shared cache from other users.
         os.chmod(temp, 0o755)
-        _write_dataset(temp, seed, split_sizes)
+        _write_dataset(temp, seed, split_sizes, classes)
         _publish(temp, target, is_complete)
     except OSError as error:
         raise _unwritable_cache_error(cache_root, error) from error
