@@ -16,10 +16,11 @@ does alone may call a collective.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Callable, Iterator, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -45,6 +46,8 @@ class Context:
 
 
 _context = Context()
+_single_process_depth = 0
+T = TypeVar("T")
 
 
 def current() -> Context:
@@ -64,7 +67,7 @@ def setup(device: str) -> tuple[Context, str]:
     """
     global _context
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size <= 1:
+    if world_size <= 1 or _single_process_depth:
         return _context, device
     rank = int(os.environ["RANK"])
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -88,6 +91,38 @@ def setup(device: str) -> tuple[Context, str]:
             logging.getLogger(name).setLevel(logging.WARNING)
     _logger.info("Process %d of %d on %s", rank, world_size, device)
     return _context, device
+
+
+@contextlib.contextmanager
+def single_process() -> Iterator[None]:
+    """Run the enclosed code as if there were no other process, for work that only rank 0 does."""
+    global _context, _single_process_depth
+    saved = _context
+    _context = Context()
+    _single_process_depth += 1
+    try:
+        yield
+    finally:
+        _single_process_depth -= 1
+        _context = saved
+
+
+def run_on_main_process_first(work: Callable[[], T]) -> T:
+    """Run ``work`` alone on rank 0, then on the other ranks once rank 0 has finished.
+
+    For work whose result rank 0 caches, such as generated data or weights: the other
+    ranks then find it in the cache. Without torchrun it just runs ``work``.
+    """
+    if not _context.enabled:
+        return work()
+    if _context.rank == 0:
+        with single_process():
+            result = work()
+        dist.barrier()
+        return result
+    dist.barrier()
+    with single_process():
+        return work()
 
 
 def teardown() -> None:

@@ -78,12 +78,14 @@ def create_model(
                 f"The 'demo' weights exist only for rsitr-tiny, not {name!r}. Pass an open_clip pretrained tag "
                 "(such as openai), a local checkpoint path, or 'none' for random weights."
             )
+        from rsitr_bench import distributed
         from rsitr_bench.demo_model import ensure_demo_checkpoint
 
         # Pretraining on first use must not change the random streams of the caller's run.
+        # Under torchrun, rank 0 pretrains alone and the other ranks read its cached weights.
         python_state, numpy_state = random.getstate(), np.random.get_state()
         with torch.random.fork_rng(devices=[]):
-            checkpoint = ensure_demo_checkpoint(progress=progress)
+            checkpoint = distributed.run_on_main_process_first(lambda: ensure_demo_checkpoint(progress=progress))
         random.setstate(python_state)
         np.random.set_state(numpy_state)
     elif pretrained and is_checkpoint_path(pretrained):

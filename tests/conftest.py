@@ -73,3 +73,11 @@ def write_json() -> Callable[[Path, object], Path]:
 
     return write
 
+
+
+@pytest.fixture(autouse=True)
+def isolated_working_directory(tmp_path_factory, monkeypatch) -> Path:
+    """Run each test in an empty folder, so the repository's bench.toml and results/ never apply."""
+    folder = tmp_path_factory.mktemp("cwd")
+    monkeypatch.chdir(folder)
+    return folder

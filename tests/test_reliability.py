@@ -51,7 +51,9 @@ def _completed_record(output_dir: Path) -> dict:
 @pytest.fixture(scope="module")
 def uninterrupted(dataset_folder, tmp_path_factory) -> dict:
     output_dir = tmp_path_factory.mktemp("uninterrupted")
-    result = subprocess.run(_command(dataset_folder, output_dir), env=_environment(), capture_output=True, text=True, timeout=600)
+    # cwd: a folder without bench.toml, since module fixtures run before the per-test folder is set.
+    result = subprocess.run(_command(dataset_folder, output_dir), env=_environment(), capture_output=True, text=True,
+                            timeout=600, cwd=output_dir)
     assert result.returncode == 0, result.stderr
     return _completed_record(output_dir)
 
