@@ -182,3 +182,33 @@ def test_check_command_end_to_end(real_data_root: Path, tmp_path: Path) -> None:
     assert f"Note: {name} improved: t2i_R@10" in output
     assert "(+3.00 pp)" in output
     assert "Check failed: 1 of 1 runs" in output
+
+
+def test_check_catches_broken_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Full fine-tuning learns the synthetic colour dataset well above chance in a few epochs.
+    # A bug that zeroes the learning rate schedule leaves the model untrained, and the check
+    # must report the drop.
+    from synthetic import write_dataset
+
+    import rsitr_bench.train as train_module
+
+    dataset = write_dataset(tmp_path / "data", train=48)
+    bench = tmp_path / "bench.toml"
+    bench.write_text(
+        "[check]\n"
+        "tolerance = 1.0\n"
+        'baseline = "baseline.json"\n'
+        'device = "cpu"\n'
+        f'runs = [{{ method = "full", dataset = "{dataset}", epochs = 6, batch_size = 8, lr_pretrained = 5e-4 }}]\n'
+    )
+    runner = CliRunner()
+    created = runner.invoke(app, ["check", str(bench), "--update"])
+    assert created.exit_code == 0, created.output
+
+    monkeypatch.setattr(train_module, "warmup_cosine", lambda total_steps, warmup_ratio: (lambda step: 0.0))
+    degraded = runner.invoke(app, ["check", str(bench)])
+    output = _flat(degraded.output)
+    assert degraded.exit_code == 1, output
+    assert "REGRESSED" in output
+    assert "mR" in output
+    assert "Check failed: 1 of 1 runs" in output
