@@ -2,8 +2,8 @@
 
 A method is a ``methods.base.Method`` subclass registered with ``@register_method``. Every
 module of this package except ``base`` registers its methods when ``load_builtin_methods``
-imports it, so adding a method means adding one file;
-third-party packages add methods through the ``rsitr_bench.methods`` entry-point group,
+imports it, so adding a method means adding one file.
+Third-party packages add methods through the ``rsitr_bench.methods`` entry-point group,
 whose entries point at a module (imported for its registrations) or a Method subclass.
 """
 

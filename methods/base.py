@@ -84,7 +84,7 @@ class Method:
         model.requires_grad_(False)
 
     def uses_temperature(self) -> bool:
-        """Whether the loss uses CLIP's logit scale; if not, the loop keeps it frozen."""
+        """Return whether the loss uses CLIP's logit scale. The loop keeps it frozen if not."""
         return True
 
     def check_trainable(self, model: nn.Module) -> None:

@@ -27,20 +27,20 @@ def method_table(model_name: str) -> list[dict[str, Any]]:
     """
     rows = []
     for name in methods.method_names():
-        shown = _FAMILY_EXAMPLES.get(name.replace("<type>", ""), name)
-        method_class, _ = methods.get_method_class(shown)
+        example = _FAMILY_EXAMPLES.get(name.replace("<type>", ""), name)
+        method_class, _ = methods.get_method_class(example)
         torch.manual_seed(0)
         model = create_model(model_name).model
-        method = methods.create_method(shown)
+        method = methods.create_method(example)
         context = MethodContext(model_name, class_names=["class_a", "class_b"], total_steps=100, seed=0)
         try:
             method.apply(model, context)
             count = sum(p.numel() for n, p in model.named_parameters() if p.requires_grad and n != "logit_scale")
             params = f"{count:,}"
         except (UserError, ValueError, RuntimeError) as error:
-            _logger.warning("Could not apply %s to %s: %s", shown, model_name, error)
+            _logger.warning("Could not apply %s to %s: %s", example, model_name, error)
             params = "n/a"
-        label = name if shown == name else f"{name} (e.g. {shown})"
+        label = name if example == name else f"{name} (e.g. {example})"
         rows.append({"name": label, "params": params, "description": method_class.description})
     return rows
 

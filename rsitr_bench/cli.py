@@ -100,17 +100,17 @@ def _split_overrides(assignments: list[str]) -> tuple[dict[str, Any], dict[str, 
 def run(
     method: str = typer.Option(..., "--method", "-m", help="method name; see `rsitr-bench methods`"),
     dataset: str = typer.Option(..., "--dataset", "-d", help="rsicd, rsitmd, ucm, sydney, demo, or a dataset folder path"),
-    data_root: Optional[Path] = typer.Option(None, help=f"folder that holds rsicd/, rsitmd/, ucm/, sydney/ [default: ${DATA_ROOT_ENV}]"),
+    data_root: Optional[Path] = typer.Option(None, help=f"folder that contains rsicd/, rsitmd/, ucm/, sydney/ [default: ${DATA_ROOT_ENV}]"),
     image_dir: Optional[Path] = typer.Option(None, help="image folder [default: <dataset folder>/images]"),
     model: Optional[str] = typer.Option(None, help="open_clip architecture, e.g. ViT-B-32 [default: rsitr-tiny]"),
-    pretrained: Optional[str] = typer.Option(None, help="open_clip pretrained tag (openai) or a local .pt/.safetensors file [default: random init]"),
+    pretrained: Optional[str] = typer.Option(None, help="open_clip pretrained tag (openai), a local .pt/.safetensors file, 'demo' (rsitr-tiny weights made on first use) or 'none' for random weights [default: bench.toml, else none]"),
     epochs: Optional[int] = typer.Option(None, help="training epochs [default: 5]"),
     batch_size: Optional[int] = typer.Option(None, help="training batch size in image-caption pairs [default: 64]"),
     lr: Optional[float] = typer.Option(None, help="peak learning rate of new modules [default: per method]"),
     seed: Optional[int] = typer.Option(None, help="random seed [default: 0]"),
     output_dir: Optional[Path] = typer.Option(None, help="folder for run records and checkpoints [default: results]"),
     device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or cuda:N [default: auto]"),
-    set_: list[str] = typer.Option([], "--set", help="override a method setting (key=value) or a training setting (train.key=value); repeatable"),
+    set_: list[str] = typer.Option([], "--set", help="override a method setting (key=value) or a training setting (train.key=value), repeatable"),
     config: Optional[Path] = typer.Option(None, "--config", help="bench.toml with defaults [default: ./bench.toml if present]"),
     resume: bool = typer.Option(False, "--resume", help="continue from the checkpoint of an interrupted run with the same settings"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="log debug messages"),
@@ -185,7 +185,7 @@ def list_methods(
 
 @app.command("datasets")
 def list_datasets(
-    data_root: Optional[Path] = typer.Option(None, help=f"folder that holds rsicd/, rsitmd/, ucm/, sydney/ [default: ${DATA_ROOT_ENV}]"),
+    data_root: Optional[Path] = typer.Option(None, help=f"folder that contains rsicd/, rsitmd/, ucm/, sydney/ [default: ${DATA_ROOT_ENV}]"),
     dataset: list[str] = typer.Option([], "--dataset", "-d", help="dataset names or folders to list [default: all four standard datasets]"),
 ) -> None:
     """Count images, captions and missing images per split of each dataset."""

@@ -1,9 +1,9 @@
 """The pretrained weights ``--model rsitr-tiny --pretrained demo``, made on first use.
 
-Real users start from a pretrained CLIP. The demo mimics that without any download: the
-harness pretrains rsitr-tiny by full fine-tuning on a generated corpus (same scene generator
-as the demo dataset, other seed, no shared image) and caches the weights as safetensors next
-to the demo dataset. The run record of that pretraining is kept beside the weights.
+Real users start from a pretrained CLIP. The demo mimics that without any download. The
+harness pretrains rsitr-tiny by full fine-tuning on a generated corpus, made by the demo
+dataset's scene generator with another seed and half of its scene classes, so it shares no
+image with the demo dataset. The weights are cached as safetensors next to the demo dataset. The run record of that pretraining is kept beside the weights.
 Pretraining takes about a minute on 2 CPU cores (an estimate from this machine kind) and
 is deterministic for a given torch build on CPU.
 """

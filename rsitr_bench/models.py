@@ -197,9 +197,9 @@ def load_into(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str
 def _describe_keys(label: str, keys: list[str]) -> str:
     if not keys:
         return f"no {label}"
-    shown = ", ".join(keys[:_MAX_LISTED_KEYS])
+    listed = ", ".join(keys[:_MAX_LISTED_KEYS])
     more = f" and {len(keys) - _MAX_LISTED_KEYS} more" if len(keys) > _MAX_LISTED_KEYS else ""
-    return f"{len(keys)} {label} ({shown}{more})"
+    return f"{len(keys)} {label} ({listed}{more})"
 
 
 def _require_known_model(name: str) -> None:

@@ -1,8 +1,8 @@
 """Run records: one JSON file per run under ``<output-dir>/runs/``.
 
 A record is written atomically: to a temporary file in the same folder, flushed and
-fsynced, then renamed over the target, so a reader never sees a half-written record and
-concurrent writers never clobber each other's files (each run has its own file name).
+fsynced, then renamed over the target. A reader therefore never sees a half-written record.
+Each run has its own file name, so concurrent writers do not overwrite each other's files.
 
 Keys other tools rely on: ``status`` (completed, failed, interrupted), ``metrics.test``
 with ``i2t_R@1`` ... ``t2i_R@10`` and ``mR`` in percent, and ``ranks.i2t`` / ``ranks.t2i``,

@@ -397,9 +397,9 @@ class Trainer:
         """Fail loudly if a trainable parameter is not connected to the loss."""
         disconnected = [name for name, p in self.model.named_parameters() if p.requires_grad and p.grad is None]
         if disconnected:
-            shown = ", ".join(disconnected[:8])
+            first_names = ", ".join(disconnected[:8])
             raise RuntimeError(
-                f"{len(disconnected)} trainable parameters received no gradient in the first step ({shown}); "
+                f"{len(disconnected)} trainable parameters received no gradient in the first step ({first_names}); "
                 f"method {self.method.name!r} marks them trainable but they never reach the loss"
             )
 
