@@ -68,10 +68,10 @@ RSICD_TEST_CAPTIONS = 5465
 # (SXM or PCIe) change the real peak. Keys are matched as substrings of the device name, so
 # longer, more specific keys come first.
 PEAK_BF16_FLOPS = {
+    "GH200": 989e12,
     "H200": 989e12,
     "H100 PCIe": 756e12,
     "H100": 989e12,
-    "GH200": 989e12,
     "B200": 2250e12,
     "A100": 312e12,
     "A10G": 70e12,
@@ -531,6 +531,7 @@ def describe_machine(device: torch.device) -> dict[str, Any]:
 
 
 def peak_bf16_flops(device_name: str) -> tuple[str, float] | None:
+    """Return the first PEAK_BF16_FLOPS entry whose key occurs in ``device_name``, or None."""
     for key, flops in PEAK_BF16_FLOPS.items():
         if key in device_name:
             return key, flops
@@ -565,9 +566,9 @@ def render_report(results: dict[str, Any]) -> str:
         + f", {machine['platform']}",
         f"- Device: {results['device']}" + (f" ({machine['gpu']}, {machine['gpu_memory_gb']:.0f} GB)" if "gpu" in machine else ""),
         f"- torch threads: {machine['torch_threads']}",
-        f"- Load average (1, 5, 15 min) at start: {format_load(machine['load_average_start'])}; "
-        f"at end: {format_load(results['load_average_end'])}. Other processes sharing the CPU make the absolute figures noisy; the training ratio",
-        "  compares loops timed in alternating epochs, which cancels most of that noise.",
+        f"- Load average (1, 5, 15 min) at start: {format_load(machine['load_average_start'])}, "
+        f"at end: {format_load(results['load_average_end'])}. Other processes sharing the CPU make the absolute figures noisy.",
+        "  The training ratio compares loops timed in alternating epochs, which cancels most of that noise.",
         "- Versions: " + ", ".join(f"{name} {value}" for name, value in results["versions"].items()),
         "",
         "## Targets",
@@ -591,7 +592,7 @@ def render_report(results: dict[str, Any]) -> str:
     )
     if results["device"] == "cpu" and any(c["model"] != "rsitr-tiny" for c in train):
         lines.append("")
-        lines.append("The training target is defined for rsitr-tiny on CPU; this run used another model.")
+        lines.append("The training target is defined for rsitr-tiny on CPU, but this run used another model.")
 
     lines += [
         "",
@@ -603,7 +604,7 @@ def render_report(results: dict[str, Any]) -> str:
         "gradient clipping, AdamW with the harness's parameter groups, the LR schedule and the loss",
         "bookkeeping. The plain column is a minimal loop in the benchmark script that does the same",
         "model work. Both start from the same random weights. Each repeat times one epoch of each",
-        "loop, in ABBA order; warm-up epochs are left out. Ratio = median of per-repeat ratios.",
+        "loop, in ABBA order, and warm-up epochs are left out. Ratio = median of per-repeat ratios.",
         "",
         "| method | model | batch | steps/epoch | repeats | harness samples/s (median) | plain samples/s (median) | ratio (median) | ratio per CPU second (median) | ratios | GFLOP/sample (fwd+bwd) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
@@ -650,7 +651,7 @@ def render_report(results: dict[str, Any]) -> str:
         f"One child process per method trains {results['memory_steps']} steps at batch {results['memory_batch_size']} "
         f"with {results['memory_model']}. `model-only` creates the model and trains nothing, as a baseline.",
         "Peak RSS is the child's VmHWM (`/proc/self/status`), so it includes the Python interpreter and the torch",
-        "libraries; `ru_maxrss` is not used on Linux because a child inherits its parent's peak through it.",
+        "libraries. `ru_maxrss` is not used on Linux because a child inherits its parent's peak through it.",
         "",
         "| method | trainable params | peak RSS (MB) | CUDA max allocated (MB) |",
         "|---|---|---|---|",
@@ -667,7 +668,7 @@ def render_report(results: dict[str, Any]) -> str:
             f"Not run on this machine: the run used device {results['device']}. Run",
             "`python benchmarks/run_benchmarks.py --device cuda` on a CUDA machine for ViT-B-32 at",
             "batch 128 with bf16 autocast, pinned-memory copies, device-resident image caches and",
-            "an MFU estimate; add `--compile` to time torch.compile as well.",
+            "an MFU estimate. Add `--compile` to time torch.compile as well.",
         ]
     else:
         peak = gpu.get("peak_flops")
@@ -704,7 +705,10 @@ def render_report(results: dict[str, Any]) -> str:
 
 
 def bench_gpu(args: argparse.Namespace, device: torch.device, method_names: list[str]) -> dict[str, Any]:
-    """ViT-B-32 (by default) at batch 128 with bf16 autocast: throughput, ratio and MFU estimate."""
+    """Time the GPU section and return throughput, harness/plain ratio, MFU estimate and CUDA memory per method.
+
+    The defaults are ViT-B-32 at batch 128 with bf16 autocast.
+    """
     device_name = torch.cuda.get_device_name(device)
     peak = peak_bf16_flops(device_name)
     memory = {
@@ -774,14 +778,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--eval-batch-size", type=int, default=256, help="batch size for encoding (default: 256)")
     parser.add_argument(
         "--real-images", type=Path, default=None,
-        help="folder of real image files for the image-loading section [default: $RSITR_DATA_ROOT/mini/images if it exists]",
+        help="folder of real image files for the image-loading section (default: $RSITR_DATA_ROOT/mini/images if it exists)",
     )
-    parser.add_argument("--synthetic-images", type=int, default=None, help="PNG files to generate (default: 200, quick: 50)")
+    parser.add_argument("--synthetic-images", type=int, default=None, help="number of 320x240 PNG files to generate (default: 200, quick: 50)")
 
     parser.add_argument("--memory-steps", type=int, default=3, help="training steps per memory child (default: 3)")
 
     parser.add_argument("--gpu-model", default="ViT-B-32", help="model of the GPU section (default: ViT-B-32)")
-    parser.add_argument("--gpu-batch-size", type=int, default=128, help="batch of the GPU section (default: 128)")
+    parser.add_argument("--gpu-batch-size", type=int, default=128, help="training batch size of the GPU section (default: 128)")
     parser.add_argument("--gpu-steps", type=int, default=20, help="steps per timed epoch in the GPU section (default: 20)")
     parser.add_argument("--compile", action="store_true", help="also time train.compile=true in the GPU section")
 
@@ -798,7 +802,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         candidate = Path(os.environ["RSITR_DATA_ROOT"]) / "mini" / "images"
         args.real_images = candidate if candidate.is_dir() else None
     if args.real_images is not None and not args.real_images.is_dir():
-        parser.error(f"--real-images {args.real_images} is not a folder; pass a folder of image files or leave it out")
+        parser.error(f"--real-images {args.real_images} is not a folder. Pass a folder of image files or leave it out")
     return args
 
 
@@ -808,7 +812,7 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit(f"--device {args.device} was requested but CUDA is not available; use --device cpu.")
+        raise SystemExit(f"--device {args.device} was requested but CUDA is not available. Use --device cpu.")
     if args.memory_child:
         memory_child(args.memory_child, args.model, args.batch_size, args.memory_steps, str(device), args.precision)
         return

@@ -10,9 +10,9 @@ Known from the papers and their public code:
   uses ReLU, dropout 0.1 inside the bottleneck, a zero up-projection and zero biases, and
   feeds the branch the residual stream x itself, not the MLP's layer-normed input.
 
-Harness choices: one adapter per block in each chosen encoder, bottleneck 64, and by default
-the parallel branch reads ``ln_2(x)``, the same input as the MLP (``branch_input =
-"residual_stream"`` selects AdaptFormer's code variant). The serial adapter has no scale.
+Harness choices: one adapter per block in each chosen encoder, with bottleneck 64. By default
+the parallel branch reads ``ln_2(x)``, the same input as the MLP, and ``branch_input =
+"residual_stream"`` selects AdaptFormer's code variant. The serial adapter has no scale.
 PE-RSITR (TGRS 2023) reports 0.17M trainable parameters for its Adapter and AdaptFormer
 baselines on ViT-B/32 but does not give their configuration. Bottleneck 64 in all 24 blocks
 of ViT-B-32 gives 1,982,976 (formula on ``BottleneckAdapter``).
@@ -98,7 +98,7 @@ class AdaptedMLP(nn.Module):
         self._residual: torch.Tensor | None = None
 
     def capture_residual(self, module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
-        """Forward pre-hook on the block's ``ln_2``: keep the residual stream that the branch reads."""
+        """Store the residual stream that the branch reads. Registered as a forward pre-hook on the block's ``ln_2``."""
         self._residual = args[0]
 
     def run_mlp(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -116,8 +116,9 @@ class AdaptedMLP(nn.Module):
         residual, self._residual = self._residual, None
         if residual is None or residual.shape != normed.shape:
             raise RuntimeError(
-                "the adapter branch found no residual stream from ln_2, because the block's forward no "
-                "longer calls mlp(ln_2(x)) as open_clip 3.3 does. Use branch_input='mlp_input'"
+                "the adapter branch found no residual stream from ln_2 with the shape of the MLP input. The "
+                "block's forward must call mlp(ln_2(x)), as open_clip 3.3's ResidualAttentionBlock does. "
+                "Use branch_input='mlp_input' for other blocks"
             )
         return output + self.scale * self.adapter(residual)
 
@@ -164,7 +165,7 @@ class BottleneckAdapter(nn.Module):
 
 @dataclass
 class AdapterConfig(MethodConfig):
-    bottleneck_dim: int = field(default=64, metadata={"help": "adapter hidden width (64 is AdaptFormer's default)"})
+    bottleneck_dim: int = field(default=64, metadata={"help": "bottleneck width of each adapter in features (64 is AdaptFormer's default)"})
     placement: str = field(
         default="parallel",
         metadata={
@@ -200,6 +201,7 @@ class AdapterConfig(MethodConfig):
 
 
 def validate_adapter_config(config: AdapterConfig) -> None:
+    """Raise ConfigError naming the first invalid adapter setting and its valid values."""
     choices = [
         ("placement", config.placement, PLACEMENTS),
         ("branch_input", config.branch_input, BRANCH_INPUTS),

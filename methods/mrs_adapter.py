@@ -53,8 +53,11 @@ class MultimodalSharedAdapter(nn.Module):
     """The MRS-Adapter: modality-specific down-projections and a partly shared up-projection.
 
     Parameter count for image width W_i, text width W_t, bottleneck b and shared width s:
-    down (W_i·b + b) + (W_t·b + b), up (b·(W_i − s) + W_i − s) + (b·(W_t − s) + W_t − s),
-    shared up b·s + s.
+
+    - down: (W_i·b + b) + (W_t·b + b)
+    - up: (b·(W_i − s) + W_i − s) + (b·(W_t − s) + W_t − s)
+    - shared up: b·s + s
+
     ViT-B-32 (768, 512, 64, 64): 49,216 + 32,832 + 45,760 + 29,120 + 4,160 = 161,088.
     rsitr-tiny (128, 128, 64, 64): 8,256 + 8,256 + 4,160 + 4,160 + 4,160 = 28,992.
     """
@@ -84,7 +87,8 @@ def hardest_negative_triplet(anchors: torch.Tensor, positives: torch.Tensor, mar
 
     ``anchors[i]`` and ``positives[i]`` form a matched pair, and rows are L2-normalised, so
     ``anchors @ positives.T`` contains cosine similarities. Each anchor contributes the hinge
-    of its hardest negative positive, and each positive that of its hardest negative anchor.
+    of its hardest negative among the positives, and each positive the hinge of its hardest
+    negative among the anchors.
     """
     scores = anchors @ positives.t()
     matched = scores.diag()
@@ -116,6 +120,7 @@ class MrsAdapterConfig(MethodConfig):
 
 
 def validate_mrs_config(config: MrsAdapterConfig) -> None:
+    """Raise ConfigError naming the first invalid mrs_adapter setting and its valid values."""
     if config.loss not in LOSSES:
         raise ConfigError(f"Invalid mrs_adapter loss {config.loss!r}: choose one of {', '.join(LOSSES)}.")
     if config.bottleneck_dim < 1 or config.shared_dim < 1:
@@ -178,14 +183,14 @@ class MrsAdapter(Method):
     # HMMC ------------------------------------------------------------------------------
 
     def _drop_input(self, module: nn.Module, args: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...] | None:
-        """Forward pre-hook on each transformer: input dropout during the augmented pass only."""
+        """Apply input dropout during the augmented pass only. Registered as a forward pre-hook on each transformer."""
         if not self._input_dropout_active:
             return None
         return (F.dropout(args[0], p=self.config.input_dropout, training=True), *args[1:])
 
     @contextlib.contextmanager
     def input_dropout(self) -> Iterator[None]:
-        """Turn on the HMMC input dropout for the encoder calls inside the block."""
+        """Turn on the HMMC input dropout for the encoder calls inside the ``with`` block."""
         self._input_dropout_active = True
         try:
             yield

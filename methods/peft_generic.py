@@ -6,11 +6,11 @@ class through peft's own ``PEFT_TYPE_TO_CONFIG_MAPPING`` and are injected with
 peft config class unchanged: ``--set 'options={r=4, alpha=8}'``.
 
 What peft 0.21.2 can adapt in open_clip 3.3: none of the types here implements
-``nn.MultiheadAttention`` (LoRA does, through the ``lora`` method), so every type adapts the
-MLP's ``c_fc`` and ``c_proj`` Linear layers and ``targets`` defaults to ``["mlp"]``. Types
-that keep state on the peft tuner (VeRA, VB-LoRA and others) work only through
-``get_peft_model``'s ``PeftModel`` wrapper, which the harness does not use, and
-prompt-learning types need a transformers model.
+``nn.MultiheadAttention``, which LoRA does through the ``lora`` method. So every type adapts
+the MLP's ``c_fc`` and ``c_proj`` Linear layers, and ``targets`` defaults to ``["mlp"]``.
+Types that keep state on the peft tuner (VeRA, VB-LoRA and others) work only through
+``get_peft_model``'s ``PeftModel`` wrapper, which the harness does not use. Prompt-learning
+types need a transformers model.
 
 AdaLoRA needs more than injection, so this module adds what peft's ``AdaLoraModel`` would do:
 the rank allocation after each optimizer step (``on_step_end``), its importance estimates in
@@ -115,7 +115,7 @@ def resolve_peft_type(variant: str | None) -> tuple[PeftType, type[PeftConfig]]:
 class PeftFamily(Method):
     name = "peft"
     config_class = PeftMethodConfig
-    description = f"a peft library adapter on the MLP layers of both encoders; types: {', '.join(SUPPORTED_TYPES)}"
+    description = f"a peft library adapter on the MLP layers of both encoders (types: {', '.join(SUPPORTED_TYPES)})"
 
     def __init__(self, config: PeftMethodConfig | None = None, variant: str | None = None):
         super().__init__(config)
@@ -260,7 +260,7 @@ class PeftFamily(Method):
             self._rank_allocator.mask_using_rank_pattern(model, config.rank_pattern)
 
     def extra_state(self) -> dict[str, torch.Tensor]:
-        """AdaLoRA's smoothed importance scores and rank pattern, so a resumed run allocates the same ranks."""
+        """Return AdaLoRA's smoothed importance scores and rank pattern, so that a resumed run allocates the same ranks."""
         if self._rank_allocator is None:
             return {}
         allocator = self._rank_allocator
@@ -290,7 +290,10 @@ class PeftFamily(Method):
             elif kind == "rank_pattern":
                 rank_pattern[name] = tensor.tolist()
             else:
-                raise KeyError(f"unexpected AdaLoRA state entry {key!r} in the checkpoint")
+                raise KeyError(
+                    f"unexpected AdaLoRA state entry {key!r} in the checkpoint. Resume only from a checkpoint "
+                    "written by peft:adalora"
+                )
         self._peft_config.rank_pattern = rank_pattern or None
         self._loaded_state_device_pending = True
 

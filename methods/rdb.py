@@ -30,9 +30,8 @@ Choices of this harness, where the paper gives no detail (each is a config field
   ``classify_text`` the same head also classifies each caption's embedding.
 - EMA consistency: a mean teacher keeps an EMA of the adapter and shared-layer weights. The
   teacher's embeddings are computed under no_grad with ``torch.func.functional_call`` on the
-  same frozen model. The term is the KL divergence from the teacher's softmax similarity rows
-  to the student's, both retrieval directions averaged, or the squared distance between
-  embeddings.
+  same frozen model. The term is KL(teacher ‖ student) between softmax similarity rows,
+  averaged over both retrieval directions, or the squared distance between embeddings.
 - Evaluation encodes with the student, and the teacher only provides training targets.
 - Only InfoNCE trains CLIP's temperature. With ``alignment_loss=false`` it gets a zero
   gradient and stays at its initial value.
@@ -76,15 +75,15 @@ TEACHER_PREFIX = "ema_teacher."
 
 @dataclass
 class RdbConfig(MethodConfig):
-    """Settings of rdb. The paper gives none of the defaults marked as the harness's own."""
+    """Settings of rdb. A default marked "harness default" is this harness's choice, because the paper gives none."""
 
     bottleneck_dim: int = field(
-        default=64, metadata={"help": "adapter bottleneck width in features (harness default; the paper gives no size)"}
+        default=64, metadata={"help": "adapter bottleneck width in features (harness default, because the paper gives no size)"}
     )
     heads: int = field(
         default=4,
         metadata={
-            "help": "attention heads inside the bottleneck; differential attention needs bottleneck_dim divisible "
+            "help": "attention heads inside the bottleneck. Differential attention needs bottleneck_dim divisible "
             "by 2 × heads (harness default)"
         },
     )
@@ -92,7 +91,7 @@ class RdbConfig(MethodConfig):
         default_factory=list,
         metadata={
             "help": "indices of the transformer blocks that get adapters in both encoders, 0 = first, negative "
-            "counts from the end; empty list: every block (harness default)"
+            "counts from the end. Empty list: every block (harness default)"
         },
     )
     scale: float = field(
@@ -117,11 +116,11 @@ class RdbConfig(MethodConfig):
     )
     vea: bool = field(
         default=True,
-        metadata={"help": "Visual Enhancement Adapter (differential attention) on the image side; false: plain bottleneck adapter"},
+        metadata={"help": "Visual Enhancement Adapter (differential attention) on the image side. false: plain bottleneck adapter"},
     )
     tsa: bool = field(
         default=True,
-        metadata={"help": "Text Semantic Adapter (hierarchical attention) on the text side; false: plain bottleneck adapter"},
+        metadata={"help": "Text Semantic Adapter (hierarchical attention) on the text side. false: plain bottleneck adapter"},
     )
     shared_layer: bool = field(
         default=True, metadata={"help": "shared interaction layer used by the adapters of both encoders"}
@@ -129,8 +128,8 @@ class RdbConfig(MethodConfig):
     symmetric: bool = field(
         default=False,
         metadata={
-            "help": "give the text encoder the image-side design (VEA, or plain when vea=false) instead of the TSA; "
-            "tsa then has no effect. false: the paper's asymmetric adapters"
+            "help": "give the text encoder the image-side design (VEA, or plain when vea=false) instead of the TSA, "
+            "so tsa has no effect. false: the paper's asymmetric adapters"
         },
     )
     alignment_loss: bool = field(default=True, metadata={"help": "cross-modal alignment term: symmetric InfoNCE"})
@@ -361,7 +360,7 @@ def combine_losses(
 def similarity_consistency(
     image: torch.Tensor, text: torch.Tensor, teacher_image: torch.Tensor, teacher_text: torch.Tensor, scale: torch.Tensor
 ) -> torch.Tensor:
-    """Return the KL divergence from the teacher's softmax similarity rows to the student's, both directions averaged."""
+    """Return KL(teacher ‖ student) between softmax similarity rows, averaged over both retrieval directions."""
     student = scale * image @ text.t()
     teacher = scale * teacher_image @ teacher_text.t()
     image_to_text = F.kl_div(F.log_softmax(student, dim=1), F.log_softmax(teacher, dim=1), reduction="batchmean", log_target=True)

@@ -77,9 +77,12 @@ def _parse_entry(index: int, entry: Any) -> CheckEntry:
         raise CheckError(f"Invalid {where} = {entry!r}: expected a table such as {{method = \"lora\", dataset = \"demo\"}}.")
     for key in ("method", "dataset"):
         if not isinstance(entry.get(key), str) or not entry[key]:
-            raise CheckError(f"Invalid {where}: {key!r} is missing or not a string; every check run needs a method and a dataset.")
+            raise CheckError(f"Invalid {where}: {key!r} is missing or not a string. Every check run needs a method and a dataset.")
+    train_table = entry.get("train") or {}
+    if not isinstance(train_table, dict):
+        raise CheckError(f"Invalid {where} train = {train_table!r}: expected a table of training settings, such as {{epochs = 1}}.")
     run_values: dict[str, Any] = {}
-    train_values: dict[str, Any] = dict(entry.get("train") or {})
+    train_values: dict[str, Any] = dict(train_table)
     method_values: dict[str, Any] = {}
     extras = []
     for key, value in entry.items():
@@ -91,7 +94,7 @@ def _parse_entry(index: int, entry: Any) -> CheckEntry:
         elif key in TRAIN_KEYS:
             train_values[key] = value
         else:
-            # Checked against the method's settings when the run is resolved.
+            # make_run_config rejects a key that is not a setting of the method.
             method_values[key] = value
     default_name = f"{entry['method']}/{entry['dataset']}" + (f" ({', '.join(extras)})" if extras else "")
     name = entry.get("name", default_name)
@@ -101,7 +104,10 @@ def _parse_entry(index: int, entry: Any) -> CheckEntry:
 
 
 def parse_check_table(bench: dict[str, Any], base_dir: Path) -> CheckSpec:
-    """Validate bench.toml's ``[check]`` table; a relative baseline path is relative to ``base_dir``."""
+    """Validate bench.toml's ``[check]`` table and return it as a CheckSpec.
+
+    A relative baseline path is taken relative to ``base_dir``.
+    """
     table = bench.get("check")
     if not isinstance(table, dict):
         raise CheckError(
@@ -119,7 +125,7 @@ def parse_check_table(bench: dict[str, Any], base_dir: Path) -> CheckSpec:
     names = [e.name for e in entries]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        raise CheckError(f"[check] runs has several entries named {', '.join(map(repr, duplicates))}; give them distinct `name` values.")
+        raise CheckError(f"[check] runs has several entries named {', '.join(map(repr, duplicates))}. Give them distinct `name` values.")
 
     tolerance = table.get("tolerance", DEFAULT_TOLERANCE_PP)
     if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or tolerance < 0:
@@ -141,7 +147,7 @@ def resolve_check_dataset(dataset: str, data_root: str | None) -> tuple[str | No
     """Return (dataset value for the run, None) or (None, reason to skip).
 
     ``demo`` and folder paths are used as given. Any other name is a folder under the data
-    root (``--data-root`` or $RSITR_DATA_ROOT), e.g. ``rsicd`` or ``mini``; without a data
+    root (``--data-root`` or $RSITR_DATA_ROOT), e.g. ``rsicd`` or ``mini``. Without a data
     root the run is skipped.
     """
     from rsitr_bench.data.registry import DEMO_DATASET, KNOWN_DATASETS
@@ -178,7 +184,11 @@ def run_check_suite(
     progress: Progress | None = None,
     on_finish: Callable[[EntryRun], None] | None = None,
 ) -> list[EntryRun]:
-    """Run every entry of ``spec``, writing records under ``output_dir``; failures are returned, not raised."""
+    """Run every entry of ``spec`` and write the run records under ``output_dir``.
+
+    A failed or skipped entry is reported in its EntryRun, not raised. Only RunInterrupted
+    (Ctrl-C or SIGTERM during training) propagates.
+    """
     from rsitr_bench.run import execute_run, resolve_config
     from rsitr_bench.train import RunInterrupted
 
@@ -246,18 +256,20 @@ def load_baseline(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CheckError(f"Check baseline {path} is not readable JSON ({error}); recreate it with `rsitr-bench check --update`.") from error
+        raise CheckError(f"Check baseline {path} is not readable JSON ({error}). Recreate it with `rsitr-bench check --update`.") from error
     if not isinstance(data, dict) or data.get("format") != BASELINE_FORMAT or not isinstance(data.get("entries"), dict):
-        raise CheckError(f"Check baseline {path} is not in format {BASELINE_FORMAT}; recreate it with `rsitr-bench check --update`.")
+        raise CheckError(f"Check baseline {path} is not in format {BASELINE_FORMAT}. Recreate it with `rsitr-bench check --update`.")
     return data
 
 
 def write_baseline(path: Path, outcomes: list[EntryRun], previous: dict[str, Any] | None) -> list[str]:
-    """Write the baseline from completed runs; entries skipped this time keep their previous values.
+    """Write the baseline file from the runs in ``outcomes`` that have a record.
 
-    Returns the names of the entries whose values were written from this run.
+    An entry of ``outcomes`` without a record keeps its values from ``previous``, if it has
+    any there. Entries of ``previous`` that are not in ``outcomes`` are dropped. Returns the
+    names of the entries whose values were written from this run.
     """
-    kept = dict((previous or {}).get("entries", {}))
+    previous_entries = dict((previous or {}).get("entries", {}))
     entries: dict[str, Any] = {}
     updated = []
     for outcome in outcomes:
@@ -265,8 +277,8 @@ def write_baseline(path: Path, outcomes: list[EntryRun], previous: dict[str, Any
         if outcome.record is not None:
             entries[name] = baseline_entry(outcome.record)
             updated.append(name)
-        elif name in kept:
-            entries[name] = kept[name]
+        elif name in previous_entries:
+            entries[name] = previous_entries[name]
     write_json_atomic(path, {
         "format": BASELINE_FORMAT,
         "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -286,6 +298,7 @@ class MetricChange:
 
     @property
     def difference(self) -> float:
+        """Current minus baseline, in percentage points."""
         return self.current - self.baseline
 
     def describe(self) -> str:
@@ -315,7 +328,11 @@ def _settings_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]
 
 
 def compare_with_baseline(outcome: EntryRun, baseline: dict[str, Any], tolerance: float) -> EntryVerdict:
-    """Compare one run with its baseline entry; a drop below baseline - tolerance is a regression."""
+    """Compare one run with its baseline entry.
+
+    A metric more than ``tolerance`` percentage points below the baseline is a regression.
+    Changed settings or trainable parameter counts fail the entry.
+    """
     entry = outcome.entry
     if outcome.skipped:
         return EntryVerdict(entry, "skipped", messages=[outcome.skipped])
@@ -323,7 +340,7 @@ def compare_with_baseline(outcome: EntryRun, baseline: dict[str, Any], tolerance
         return EntryVerdict(entry, "failed", messages=[outcome.error or "no run record"])
     expected = baseline["entries"].get(entry.name)
     if expected is None:
-        return EntryVerdict(entry, "no baseline", messages=["no baseline entry with this name; run `rsitr-bench check --update` to add it"])
+        return EntryVerdict(entry, "no baseline", messages=["no baseline entry with this name. Run `rsitr-bench check --update` to add it"])
 
     current = baseline_entry(outcome.record)
     verdict = EntryVerdict(entry, "passed")
@@ -331,7 +348,7 @@ def compare_with_baseline(outcome: EntryRun, baseline: dict[str, Any], tolerance
     if changed:
         verdict.status = "failed"
         verdict.messages.append(
-            "settings differ from the baseline (" + "; ".join(changed) + "); if the change is intended, run `rsitr-bench check --update`"
+            "settings differ from the baseline (" + "; ".join(changed) + "). If the change is intended, run `rsitr-bench check --update`"
         )
         return verdict
     if expected["params_trainable"] != current["params_trainable"]:

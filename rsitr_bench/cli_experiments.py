@@ -23,12 +23,14 @@ def register(app: typer.Typer) -> None:
 
 
 def _fail_plain(message: str) -> None:
-    """Print an error whose text may contain brackets (bench.toml table names) and exit with code 1."""
-    from rich.markup import escape
+    """Print an error whose text may contain brackets (bench.toml table names) and exit with code 1.
 
+    ``_fail`` prints with rich markup off, so the message must not be escaped: escaping
+    would print a backslash before every bracket.
+    """
     from rsitr_bench.cli import _fail
 
-    _fail(escape(message))
+    _fail(message)
 
 
 def _location_overrides(output_dir: Path | None, device: str | None, data_root: Path | None) -> dict[str, Any]:
@@ -60,7 +62,7 @@ def _sweep_progress_class():
 def sweep(
     bench_file: Optional[Path] = typer.Argument(None, help="bench.toml with the sweep table (default: ./bench.toml)"),
     shard: Optional[str] = typer.Option(
-        None, help="run only share i of n of the grid, written i/n and numbered from 1 (1/4 ... 4/4); the shares are disjoint and cover the grid"
+        None, help="run only share i of n of the grid, written i/n with i from 1 to n (1/4 ... 4/4). The n shares are disjoint and together cover the grid"
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="list what would run, resume or be skipped, and run nothing"),
     output_dir: Optional[Path] = typer.Option(None, help="folder for run records and checkpoints (default: output_dir of the run table in bench.toml, else results)"),
@@ -70,9 +72,9 @@ def sweep(
 ) -> None:
     """Run the grid of the sweep table in bench.toml, skipping runs already completed with the same settings.
 
-    A failed run is recorded and the sweep goes on; the command then exits with code 1 and
-    lists the failures. Ctrl-C saves a checkpoint of the current run; run the same command
-    again to resume it and to continue with the rest of the grid.
+    A failed run is recorded and the sweep continues. At the end the command lists the
+    failures and exits with code 1. Ctrl-C saves a checkpoint of the current run. Run the
+    same command again to resume it and continue with the rest of the grid.
     """
     from rich.markup import escape
     from rich.table import Table
@@ -125,7 +127,7 @@ def sweep(
         planned = outcome.planned
         prefix = f"[{counter['done']}/{len(plan)}] {planned.method} on {planned.dataset}, seed {planned.seed}:"
         if outcome.status == "skipped":
-            console.print(f"{prefix} skipped, completed in {outcome.record_path.name}", highlight=False, markup=False)
+            console.print(f"{prefix} skipped, already completed in {outcome.record_path.name}", highlight=False, markup=False)
         elif outcome.status == "completed":
             seconds = time.time() - current["started"]
             mr = outcome.record["metrics"]["test"]["mR"]
@@ -151,8 +153,8 @@ def sweep(
         planned = current.get("run")
         where = f" during {planned.method} on {planned.dataset}, seed {planned.seed}, outside its training loop" if planned else ""
         console.print(
-            f"Sweep stopped{where}. Finished runs are recorded. Run the same command again to continue; "
-            "an unfinished run resumes from its last epoch checkpoint if it has one, else starts again.",
+            f"Sweep stopped{where}. Finished runs are recorded. Run the same command again to continue. "
+            "An unfinished run resumes from its last epoch checkpoint if it has one, else starts again.",
             highlight=False, markup=False, style="yellow",
         )
         raise typer.Exit(130)
@@ -186,10 +188,10 @@ def _print_table(data, justify_first: int = 1) -> None:
 
 
 def report(
-    output_dir: Optional[Path] = typer.Option(None, help="results folder with runs/; the report files are written here too (default: output_dir of the run table in bench.toml, else results)"),
+    output_dir: Optional[Path] = typer.Option(None, help="results folder that contains runs/. The report files are written here too (default: output_dir of the run table in bench.toml, else results)"),
     reference: Optional[str] = typer.Option(None, help="method that the others are compared with (default: reference of the sweep table in bench.toml)"),
     config: Optional[Path] = typer.Option(None, "--config", help="bench.toml with defaults (default: ./bench.toml if present)"),
-    bootstrap_resamples: int = typer.Option(5000, min=100, help="resamples of the test images in the paired bootstrap"),
+    bootstrap_resamples: int = typer.Option(5000, min=100, help="number of resamples of the test images in the paired bootstrap (at least 100)"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="log debug messages"),
 ) -> None:
     """Tabulate completed runs (mean ± std over seeds), compare methods with the reference, write files and plots."""
@@ -220,7 +222,10 @@ def report(
             for entry in entries:
                 console.print(f"  {entry}", highlight=False, markup=False)
     if not result.summaries:
-        _fail_plain(f"No completed runs in {folder / 'runs'}; nothing to report.")
+        _fail_plain(
+            f"No completed runs in {folder / 'runs'}, so there is nothing to report. Pass --output-dir with the "
+            "folder of a run or sweep that completed."
+        )
 
     for dataset in result.datasets:
         _print_table(summary_table(result, dataset))
@@ -246,7 +251,7 @@ def check(
     tolerance: Optional[float] = typer.Option(None, min=0.0, help="allowed drop per metric in percentage points (default: tolerance of the check table, else 0.5)"),
     output_dir: Optional[Path] = typer.Option(None, help="folder for the check's run records (default: a temporary folder, deleted afterwards)"),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:N or auto (default: device of the check table, else cpu)"),
-    data_root: Optional[Path] = typer.Option(None, help="folder with the real datasets; runs that need it are skipped without it (default: $RSITR_DATA_ROOT)"),
+    data_root: Optional[Path] = typer.Option(None, help="folder that contains the real datasets. Runs that need it are skipped without it (default: $RSITR_DATA_ROOT)"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="log debug messages"),
 ) -> None:
     """Run the small suite of the check table and compare each test metric with the stored baseline.
@@ -305,7 +310,8 @@ def check(
         for outcome in outcomes:
             if outcome.skipped:
                 kept = previous is not None and outcome.entry.name in previous["entries"]
-                stdout.print(f"  {outcome.entry.name}: skipped ({outcome.skipped}); " + ("kept its previous values" if kept else "no baseline values"), highlight=False, markup=False)
+                result = "kept its previous values" if kept else "has no baseline values"
+                stdout.print(f"  {outcome.entry.name}: skipped ({outcome.skipped}), so it {result}", highlight=False, markup=False)
         if failed:
             _fail_plain("Failed runs were left out of the baseline: " + "; ".join(f"{o.entry.name}: {o.error}" for o in failed))
         return
@@ -314,7 +320,7 @@ def check(
     _print_verdicts(verdicts, allowed, baseline_path)
     problems = [v for v in verdicts if not v.ok]
     if problems:
-        _fail_plain(f"Check failed: {len(problems)} of {len(verdicts)} runs " + ", ".join(f"{v.entry.name} ({v.status})" for v in problems) + ".")
+        _fail_plain(f"Check failed: {len(problems)} of {len(verdicts)} runs did not pass: " + ", ".join(f"{v.entry.name} ({v.status})" for v in problems) + ".")
     stdout.print(f"Check passed: every metric within {allowed:g} percentage points of {baseline_path}.", highlight=False, markup=False)
 
 
@@ -336,6 +342,6 @@ def _print_verdicts(verdicts, tolerance: float, baseline_path: Path) -> None:
         for change in verdict.regressions:
             stdout.print(f"REGRESSED {verdict.entry.name}: {change.describe()}, more than {tolerance:g} pp below the baseline", highlight=False, markup=False)
         for change in verdict.improvements:
-            stdout.print(f"Note: {verdict.entry.name} improved: {change.describe()}; run `rsitr-bench check --update` to keep it", highlight=False, markup=False)
+            stdout.print(f"Note: {verdict.entry.name} improved: {change.describe()}. Run `rsitr-bench check --update` to keep it", highlight=False, markup=False)
         for message in verdict.messages:
             stdout.print(f"{verdict.entry.name}: {message}", highlight=False, markup=False)

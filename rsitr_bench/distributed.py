@@ -34,7 +34,7 @@ QUIET_LOGGERS = ("rsitr_bench", "methods")
 
 @dataclass(frozen=True)
 class Context:
-    """This process's place in the process group; world_size 1 without torchrun."""
+    """This process's global and local rank and the world size. Without torchrun, world_size is 1."""
 
     rank: int = 0
     world_size: int = 1
@@ -110,8 +110,8 @@ def single_process() -> Iterator[None]:
 def run_on_main_process_first(work: Callable[[], T]) -> T:
     """Run ``work`` alone on rank 0, then on the other ranks once rank 0 has finished.
 
-    For work whose result rank 0 caches, such as generated data or weights: the other
-    ranks then find it in the cache. Without torchrun it just runs ``work``.
+    Meant for work whose result rank 0 caches, such as generated data or weights, so that
+    the other ranks find it in the cache. Without torchrun it runs ``work`` once.
     """
     if not _context.enabled:
         return work()
@@ -126,7 +126,7 @@ def run_on_main_process_first(work: Callable[[], T]) -> T:
 
 
 def teardown() -> None:
-    """Leave the process group; safe to call more than once."""
+    """Leave the process group and reset the context. Calling it again does nothing harmful."""
     global _context
     if dist.is_initialized():
         dist.destroy_process_group()
@@ -198,7 +198,7 @@ def _gather_padded(local: torch.Tensor, sizes: list[int]) -> torch.Tensor:
 
 
 def gather_rows(local: torch.Tensor, with_grad: bool = False, sizes: list[int] | None = None) -> torch.Tensor:
-    """Concatenate every process's rows in rank order; shares may differ in length.
+    """Concatenate every process's rows in rank order. The shares may differ in length.
 
     ``sizes`` (rows per process, in rank order) skips the all-gather that exchanges them.
     With ``with_grad`` the result stays in the autograd graph, see ``_GatherRows``.
@@ -249,7 +249,7 @@ def gather_batch_labels(batch: Any) -> Any:
 
 
 def loss_scale() -> float:
-    """Factor on the loss before backward.
+    """Return the factor on the loss before backward, which is 1.
 
     Every process computes the same loss over the gathered batch. The backward of the
     gather (``_GatherRows``) sums the gradients from all processes, which multiplies each
@@ -263,7 +263,7 @@ def loss_scale() -> float:
 
 
 def wrap_for_training(module: nn.Module, device: torch.device) -> nn.Module:
-    """Wrap ``module`` in DistributedDataParallel under torchrun; return it unchanged otherwise."""
+    """Wrap ``module`` in DistributedDataParallel under torchrun, or return it unchanged without torchrun."""
     if not _context.enabled:
         return module
     from torch.nn.parallel import DistributedDataParallel

@@ -21,12 +21,12 @@ from rsitr_bench.progress import NullProgress, Progress
 _logger = logging.getLogger(__name__)
 
 DEVICE_CACHE_FRACTION = 0.25
-"""Largest share of the free GPU memory that a split's cached images and tokens may take."""
+"""Maximum fraction of the free GPU memory that a split's cached images, tokens and labels may take."""
 
 
 @dataclass
 class EncodedSplit:
-    """What evaluation needs of a split: images as uint8, captions as tokens."""
+    """A split as tensors: uint8 images, caption token ids and the caption-to-image map."""
 
     images: torch.Tensor
     """uint8 [num_images, 3, H, W]"""
@@ -38,12 +38,16 @@ class EncodedSplit:
 
 
 def normalize_images(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """Turn uint8 images into the float input the model expects."""
+    """Convert uint8 images to the normalized float input that the model expects."""
     return (images.float().div_(255.0) - mean) / std
 
 
 def to_device(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """Copy a batch to ``device``. CPU-to-CUDA copies go through pinned memory and do not block the host."""
+    """Copy a batch to ``device``.
+
+    A CPU-to-CUDA copy is staged in pinned memory, so the transfer to the GPU does not block
+    the host. Staging itself is a synchronous copy unless ``batch`` is already pinned.
+    """
     if device.type == "cuda" and batch.device.type == "cpu":
         return batch.pin_memory().to(device, non_blocking=True)
     return batch.to(device)

@@ -3,11 +3,11 @@
 ``collect_runs`` sorts the records into completed runs, grouped by dataset, method and
 settings, and the runs that must stay out of every average (failed, interrupted, still
 running, unreadable). ``build_report`` computes per-group means over seeds and the paired
-comparisons against a reference method; ``write_report`` writes Markdown, CSV, LaTeX and
+comparisons against a reference method. ``write_report`` writes Markdown, CSV, LaTeX and
 PNG files. Rendering on the terminal is the CLI's job.
 
 Settings that describe where a run ran (``output_dir``, ``device``, ``data_root``, ``image_dir``)
-do not split groups: runs that differ only there are treated as the same configuration.
+do not split groups, so runs that differ only there are treated as the same configuration.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class RunGroup:
     label: str
     """Method name, plus the settings that set this group apart when a method has several."""
     records: list[LoadedRecord]
-    """Sorted by seed; at most one per seed."""
+    """Sorted by seed, at most one per seed."""
 
     @property
     def seeds(self) -> list[int]:
@@ -85,7 +85,7 @@ class Collection:
 
 
 def settings_of(config: dict[str, Any]) -> dict[str, Any]:
-    """Return the config without seed, dataset path and location settings: what defines a variant."""
+    """Return the settings that define a variant: the config without seed, dataset path and location settings."""
     return {k: v for k, v in config.items() if k not in ("seed", "dataset", *LOCATION_SETTINGS)}
 
 
@@ -106,7 +106,11 @@ def _finished_at(record: LoadedRecord) -> str:
 
 
 def collect_runs(output_dir: Path) -> Collection:
-    """Read ``<output_dir>/runs`` and group the completed runs; see the module docstring."""
+    """Read the records under ``<output_dir>/runs`` and sort them as the module docstring describes.
+
+    Of several completed runs with the same settings and seed, only the newest is kept, and a
+    note names the others.
+    """
     loaded, unreadable = read_records(output_dir)
     failed = [r for r in loaded if r.data["status"] == "failed"]
     incomplete = [r for r in loaded if r.data["status"] in ("interrupted", "running")]
@@ -130,8 +134,8 @@ def collect_runs(output_dir: Path) -> Collection:
                 older = ", ".join(c.path.name for c in candidates[:-1])
                 notes.append(
                     f"{len(candidates)} completed runs of {method} on {dataset}, seed {seed}, share the same "
-                    f"settings: using the newest, {newest.path.name} (finished {_finished_at(newest) or 'unknown'}); "
-                    f"ignoring {older}."
+                    f"settings, so the report is using the newest, {newest.path.name} (finished "
+                    f"{_finished_at(newest) or 'unknown'}), and ignoring {older}."
                 )
         groups.append(RunGroup(dataset, method, variant, method, chosen))
 
@@ -230,7 +234,7 @@ def compare(
     resamples: int = stats.DEFAULT_BOOTSTRAP_RESAMPLES,
     bootstrap_seed: int = stats.DEFAULT_BOOTSTRAP_SEED,
 ) -> Comparison | None:
-    """Compare ``group`` with ``reference`` over their shared seeds; None when they share none."""
+    """Compare ``group`` with ``reference`` over their shared seeds, or return None when they share none."""
     ours, theirs = group.by_seed(), reference.by_seed()
     seeds = sorted(set(ours) & set(theirs))
     if not seeds:
@@ -269,7 +273,10 @@ def _choose_reference(groups: list[RunGroup], method: str, dataset: str, notes: 
     candidates.sort(key=lambda g: (len(g.records), max(_finished_at(r) for r in g.records)))
     chosen = candidates[-1]
     if len(candidates) > 1:
-        notes.append(f"{dataset}: {method} has {len(candidates)} settings; the reference is {chosen.label}, the one with most seeds.")
+        notes.append(
+            f"{dataset}: {method} has {len(candidates)} settings. The reference is {chosen.label}, the one "
+            "with the most seeds (the most recently finished on a tie)."
+        )
     return chosen
 
 
@@ -279,7 +286,7 @@ def compare_all(
     resamples: int = stats.DEFAULT_BOOTSTRAP_RESAMPLES,
     bootstrap_seed: int = stats.DEFAULT_BOOTSTRAP_SEED,
 ) -> tuple[list[Comparison], list[str]]:
-    """Compare every group with the reference method of its dataset; Holm-adjust each test's p-values.
+    """Compare every group with the reference method of its dataset and Holm-adjust the p-values.
 
     Holm runs separately for the t-test, the Wilcoxon test and the bootstrap, each over all
     comparisons of the report (all datasets).
@@ -289,14 +296,14 @@ def compare_all(
     for dataset in sorted({g.dataset for g in groups}):
         reference = _choose_reference(groups, reference_method, dataset, notes)
         if reference is None:
-            notes.append(f"{dataset}: no completed run of the reference method {reference_method!r}; no comparisons.")
+            notes.append(f"{dataset}: no completed run of the reference method {reference_method!r}, so nothing is compared.")
             continue
         for group in groups:
             if group.dataset != dataset or group is reference:
                 continue
             comparison = compare(group, reference, resamples, bootstrap_seed)
             if comparison is None:
-                notes.append(f"{dataset}: {group.label} shares no seed with {reference.label}; not compared.")
+                notes.append(f"{dataset}: {group.label} shares no seed with {reference.label}, so it is not compared.")
                 continue
             comparisons.append(comparison)
 
@@ -350,7 +357,7 @@ def build_report(
     notes = list(collection.notes)
     comparisons: list[Comparison] = []
     if reference is None:
-        notes.append("No reference method: set `reference` in [sweep] of bench.toml or pass --reference; no comparisons.")
+        notes.append("No reference method, so no comparisons. Set `reference` in [sweep] of bench.toml or pass --reference.")
     elif collection.groups:
         comparisons, comparison_notes = compare_all(collection.groups, reference, resamples, bootstrap_seed)
         notes += comparison_notes
@@ -358,8 +365,9 @@ def build_report(
 
 
 def format_params(count: float) -> str:
-    """Format a parameter count the way papers do: 0, 950, 49.2K, 1.05M, 151M."""
-    count = float(count)
+    """Format a parameter count with three significant digits, as papers do: 0, 950, 49.2K, 1.05M, 151M."""
+    # Rounding first makes 999,999 read 1.00M, not 1000K.
+    count = float(f"{float(count):.3g}")
     for divisor, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
         if count >= divisor:
             value = count / divisor
@@ -369,7 +377,7 @@ def format_params(count: float) -> str:
 
 
 def format_summary(summary: stats.Summary | None, digits: int = 2) -> str:
-    """Format mean ± sample std; the std is n/a with one seed."""
+    """Format mean ± sample std, with the std as n/a for a single seed."""
     if summary is None:
         return "n/a"
     std = f"{summary.std:.{digits}f}" if summary.std is not None else "n/a"
@@ -468,19 +476,22 @@ def comparison_notes(report: Report) -> list[str]:
 def method_legend(report: Report) -> list[str]:
     """Explain the statistics in the comparison table."""
     return [
-        "ΔmR: mean over paired seeds of mR(method) - mR(reference); CI from the t distribution.",
+        "ΔmR: mean over paired seeds of mR(method) - mR(reference), with a CI from the t distribution.",
         "t-test: scipy.stats.ttest_rel over seeds. Wilcoxon: scipy.stats.wilcoxon over seeds, "
         f"computed only with at least {stats.min_pairs_for_wilcoxon(ALPHA)} seeds.",
         f"bootstrap: {report.resamples} resamples of the test images (each with its captions), the same "
-        "resample for all seeds and both methods; statistic is the mean over seeds of the mR difference; "
-        "percentile CI; it measures test-set uncertainty with the trained models fixed.",
+        "resample for all seeds and both methods. The statistic is the mean over seeds of the mR difference, "
+        "with a percentile CI. It measures test-set uncertainty with the trained models fixed.",
         f"Holm: p-values in brackets are Holm-adjusted within each test over the {len(report.comparisons)} "
-        f"comparison(s) of this report; {SIGNIFICANCE_MARK} marks an adjusted p < {ALPHA}.",
+        f"comparison(s) of this report. {SIGNIFICANCE_MARK} marks an adjusted p < {ALPHA}.",
     ]
 
 
 def record_listings(collection: Collection) -> dict[str, list[str]]:
-    """Lines for unreadable files, failed runs and incomplete runs, each left out of the tables."""
+    """Return one line per unreadable file, failed run and incomplete run, keyed by kind.
+
+    None of these records appear in the tables.
+    """
 
     def describe(record: LoadedRecord) -> str:
         data = record.data
@@ -584,7 +595,7 @@ def _latex(report: Report) -> tuple[str, str]:
 
 
 def write_report(report: Report, folder: Path) -> list[Path]:
-    """Write the Markdown, CSV, LaTeX and PNG files of ``report`` into ``folder``; return their paths."""
+    """Write the Markdown, CSV, LaTeX and PNG files of ``report`` into ``folder`` and return their paths."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     markdown = folder / MARKDOWN_FILE
@@ -624,7 +635,7 @@ def _figure(panels: int):
 
 
 def _label_colours(report: Report, plt) -> dict[str, Any]:
-    """Give each method label one colour in every panel of every plot."""
+    """Map each method label to one colour, the same in every panel of every plot."""
     labels = sorted({s.group.label for s in report.summaries})
     palette = plt.get_cmap("tab10" if len(labels) <= 10 else "tab20")
     return {label: palette(i % palette.N) for i, label in enumerate(labels)}
@@ -633,7 +644,7 @@ def _label_colours(report: Report, plt) -> dict[str, Any]:
 def plot_mr_vs_params(report: Report, path: Path) -> Path:
     """Plot test mR (mean ± std over seeds) against trainable parameters, log x, one panel per dataset.
 
-    Methods with no trainable parameters cannot sit on a log axis; they are drawn as a
+    Methods with no trainable parameters cannot sit on a log axis, so they are drawn as a
     dashed horizontal line at their mR.
     """
     datasets = report.datasets
@@ -682,7 +693,10 @@ def validation_curves(report: Report, dataset: str) -> dict[str, tuple[list[int]
 
 
 def plot_validation_history(report: Report, path: Path) -> Path | None:
-    """Plot validation mR per epoch (mean over seeds, band ± std) per method; None when no run trained."""
+    """Plot validation mR per epoch (mean over seeds, band ± std) per method.
+
+    Returns the path, or None when no run recorded a validation history.
+    """
     curves = {dataset: validation_curves(report, dataset) for dataset in report.datasets}
     datasets = [d for d, c in curves.items() if c]
     if not datasets:

@@ -3,7 +3,7 @@
 Two sources of variation are tested separately:
 
 - seeds (training randomness): a paired t-test and a Wilcoxon signed-rank test over the
-  per-seed mR differences, pairing runs of two methods by seed;
+  per-seed mR differences, pairing runs of two methods by seed.
 - test images (which test set was drawn): a paired bootstrap that resamples test images,
   each with all its captions, and recomputes mR for both methods on the same resample.
 
@@ -28,7 +28,7 @@ DEFAULT_CONFIDENCE = 0.95
 DEFAULT_BOOTSTRAP_RESAMPLES = 5000
 DEFAULT_BOOTSTRAP_SEED = 0
 _BOOTSTRAP_CHUNK = 500
-"""Resamples drawn at once; bounds memory at about chunk x images x 8 bytes."""
+"""Resamples drawn at once. Each array of one chunk takes about chunk x images x 8 bytes."""
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,8 @@ def paired_t_test(treatment: Sequence[float], reference: Sequence[float]) -> Tes
         return TestResult(None, note=f"n={treatment_array.size} pair: the t-test needs at least 2")
     differences = treatment_array - reference_array
     if np.all(differences == differences[0]):
-        # ttest_rel divides by a zero standard deviation and returns nan.
+        # The differences have zero spread, so ttest_rel returns p = nan when they are all
+        # zero and p = 0 (t = ±inf) otherwise (scipy 1.17). Neither is a meaningful test.
         return TestResult(None, note="the differences are identical for every seed, so the t-test is undefined")
     result = scipy_stats.ttest_rel(treatment_array, reference_array)
     return TestResult(float(result.pvalue), statistic=float(result.statistic))
@@ -119,8 +120,8 @@ def wilcoxon_test(treatment: Sequence[float], reference: Sequence[float], alpha:
     if n < needed:
         return TestResult(
             None,
-            note=f"n={n} seeds: Wilcoxon cannot reach p<{alpha:g} (its smallest two-sided p is "
-            f"{wilcoxon_min_p_value(n):.4g}; it needs {needed} seeds)",
+            note=f"n={n} seeds: Wilcoxon cannot reach p<{alpha:g}, because its smallest two-sided p is "
+            f"{wilcoxon_min_p_value(n):.4g}. It needs {needed} seeds",
         )
     differences = treatment_array - reference_array
     if np.all(differences == 0):
@@ -132,9 +133,10 @@ def wilcoxon_test(treatment: Sequence[float], reference: Sequence[float], alpha:
 def holm(p_values: Sequence[float | None]) -> list[float | None]:
     """Return Holm-adjusted p-values (step-down, controls the family-wise error rate).
 
-    Sorted ascending, the i-th smallest of m p-values (i from 0) is multiplied by m - i,
-    a running maximum keeps the adjusted values monotone, and each is capped at 1. None
-    entries are not tests; they stay None and do not count towards m.
+    Sorted ascending, the i-th smallest of m p-values (i from 0) is multiplied by m - i.
+    A running maximum keeps the adjusted values monotone, and each is capped at 1. None
+    entries are not tests, so they stay None and do not count towards m. Raises ValueError
+    for a p-value outside [0, 1] or NaN.
     """
     indexed = [(p, i) for i, p in enumerate(p_values) if p is not None]
     for p, _ in indexed:
@@ -163,8 +165,8 @@ class RankSet:
         ranks = cls(np.asarray(i2t, dtype=np.int64), np.asarray(t2i, dtype=np.int64), np.asarray(caption_image, dtype=np.int64))
         if ranks.t2i.shape != ranks.caption_image.shape:
             raise ValueError(
-                f"{ranks.t2i.size} t2i ranks but {ranks.caption_image.size} caption_image entries; "
-                "both must have one entry per test caption"
+                f"{ranks.t2i.size} t2i ranks but {ranks.caption_image.size} caption_image entries. "
+                "Both must have one entry per test caption"
             )
         if ranks.caption_image.size and (ranks.caption_image.min() < 0 or ranks.caption_image.max() >= ranks.i2t.size):
             raise ValueError(f"caption_image refers to images outside 0..{ranks.i2t.size - 1}")
@@ -211,7 +213,7 @@ def paired_bootstrap(
 ) -> BootstrapResult:
     """Bootstrap the mR difference over test images, keeping the pairing by seed.
 
-    ``treatment[s]`` and ``reference[s]`` are the runs of training seed s; all share one
+    ``treatment[s]`` and ``reference[s]`` are the runs of training seed s. All runs share one
     test split (same images, same caption-to-image map). Each resample draws test images
     with replacement, once for all seeds and both methods, and keeps each drawn image's
     captions with it. On the resample, mR is recomputed for every run and the statistic is
@@ -224,13 +226,19 @@ def paired_bootstrap(
     when the interval excludes zero, up to the smoothing.
     """
     if len(treatment) != len(reference) or not treatment:
-        raise ValueError(f"need the same positive number of runs per method, got {len(treatment)} and {len(reference)}")
+        raise ValueError(
+            f"paired_bootstrap needs the same number of runs (at least 1) per method, got {len(treatment)} and "
+            f"{len(reference)}"
+        )
     if resamples < 1:
         raise ValueError(f"invalid number of bootstrap resamples {resamples}: expected at least 1")
     first = treatment[0]
     for ranks in (*treatment, *reference):
         if ranks.i2t.size != first.i2t.size or not np.array_equal(ranks.caption_image, first.caption_image):
-            raise ValueError("runs differ in their test split (number of images or caption-to-image map)")
+            raise ValueError(
+                "runs differ in their test split (number of images or caption-to-image map). Pass only runs "
+                "that were evaluated on the same test split"
+            )
     num_images = first.i2t.size
     captions_per_image = np.bincount(first.caption_image, minlength=num_images).astype(float)
 
@@ -240,7 +248,7 @@ def paired_bootstrap(
     sign = np.concatenate([np.ones(num_seeds), -np.ones(num_seeds)]) / num_seeds
 
     def statistic(weights: np.ndarray) -> np.ndarray:
-        """Mean-over-seeds mR difference for each row of image weights [resamples, images]."""
+        """Return the mean-over-seeds mR difference for each row of image weights [resamples, images]."""
         weighted = np.einsum("bi,rik->brk", weights, hits)  # [resamples, runs, 6]
         i2t = weighted[:, :, :3] / weights.sum(axis=1)[:, None, None]
         t2i = weighted[:, :, 3:] / (weights @ captions_per_image)[:, None, None]

@@ -47,7 +47,7 @@ def _string_list(table: dict[str, Any], key: str) -> list[str]:
         raise ConfigError(f"Invalid [sweep] {key} = {value!r}: expected a non-empty list of names, e.g. {key} = [\"a\", \"b\"].")
     duplicates = sorted({v for v in value if value.count(v) > 1})
     if duplicates:
-        raise ConfigError(f"Invalid [sweep] {key}: {', '.join(duplicates)} listed more than once.")
+        raise ConfigError(f"Invalid [sweep] {key}: {', '.join(duplicates)} listed more than once. List each name once.")
     return list(value)
 
 
@@ -68,7 +68,7 @@ def parse_sweep_table(bench: dict[str, Any]) -> SweepSpec:
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
         raise ConfigError(f"Invalid [sweep] seeds = {seeds!r}: expected a non-empty list of integers >= 0, e.g. seeds = [0, 1, 2, 3, 4].")
     if len(set(seeds)) != len(seeds):
-        raise ConfigError(f"Invalid [sweep] seeds = {seeds!r}: a seed is listed more than once.")
+        raise ConfigError(f"Invalid [sweep] seeds = {seeds!r}: a seed is listed more than once. List each seed once.")
     reference = table.get("reference")
     if reference is not None and (not isinstance(reference, str) or reference not in methods):
         raise ConfigError(f"Invalid [sweep] reference = {reference!r}: expected one of the sweep's methods ({', '.join(methods)}).")
@@ -134,6 +134,7 @@ def completed_records(output_dir: Path) -> dict[str, Path]:
 
 
 def checkpoint_path(config: RunConfig, key: str) -> Path:
+    """Return where execute_run keeps the latest checkpoint of the run ``key``."""
     from rsitr_bench.run import CHECKPOINTS_FOLDER
 
     return Path(config.output_dir) / CHECKPOINTS_FOLDER / key / "last.pt"
@@ -157,7 +158,7 @@ def plan_sweep(
     cells = grid(spec)
     data_root = (run_overrides or {}).get("data_root") or bench.get("run", {}).get("data_root")
     for dataset in spec.datasets:
-        # Fails early on a missing folder or data root instead of failing every run of it.
+        # A missing folder or data root fails here, before any run, instead of failing every run of it.
         if dataset.lower() != DEMO_DATASET:
             resolve_dataset_folder(dataset, data_root)
     planned: list[PlannedRun] = []
@@ -219,8 +220,8 @@ def run_planned(
 ) -> RunOutcome:
     """Execute one planned run and record a failure instead of raising it.
 
-    ``RunInterrupted`` (Ctrl-C or SIGTERM during training; the checkpoint is saved) and
-    ``KeyboardInterrupt`` outside training propagate so that the sweep stops.
+    ``RunInterrupted`` (Ctrl-C or SIGTERM during training, raised after the checkpoint is
+    saved) and ``KeyboardInterrupt`` outside training propagate so that the sweep stops.
     """
     from rsitr_bench.run import execute_run
     from rsitr_bench.train import RunInterrupted
@@ -254,7 +255,7 @@ def run_sweep(
     on_start: Callable[[PlannedRun], None] | None = None,
     on_finish: Callable[[RunOutcome], None] | None = None,
 ) -> list[RunOutcome]:
-    """Run every planned run in order; a failed run is recorded and the sweep goes on."""
+    """Run every planned run in order. A failed run is recorded and the sweep continues."""
     outcomes = []
     for planned in plan:
         if on_start is not None:

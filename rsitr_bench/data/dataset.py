@@ -1,6 +1,6 @@
 """The one in-memory form that every dataset format is parsed into.
 
-A split lists its images once each and its captions once each; ``caption_image[j]`` is the
+A split lists its images once each and its captions once each. ``caption_image[j]`` is the
 index (into ``images``) of the image that caption ``j`` describes. Images keep the order of
 the source file and captions keep the order in which they were listed, so ranks and tie
 breaks are reproducible from the files alone.
@@ -24,9 +24,9 @@ class Split:
     caption_image: list[int]
     """For each caption, the index in ``images`` of the image it describes."""
     labels: list[int] | None = None
+    """Scene class index per image (-1 for an image without a scene), or None where no file name carries a scene."""
     uncaptioned_images: list[str] = field(default_factory=list)
-    """Images the source file lists whose captions are all empty; they are left out of ``images``."""
-    """Scene class index per image, or None where the file names carry no scene."""
+    """Images the source file lists whose captions are all empty. They are left out of ``images``."""
 
     def __post_init__(self) -> None:
         if len(self.captions) != len(self.caption_image):
@@ -61,7 +61,7 @@ class Split:
         """Return the split restricted to the given images with all their captions.
 
         Images and captions keep their order in this split, whatever the order of
-        ``image_indices``.
+        ``image_indices``. The subset has no ``uncaptioned_images``.
         """
         keep = sorted(set(image_indices))
         new_index = {old: new for new, old in enumerate(keep)}

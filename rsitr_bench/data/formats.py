@@ -32,7 +32,7 @@ from rsitr_bench.data.dataset import SPLITS, RetrievalDataset, Split
 from rsitr_bench.data.labels import assign_labels
 from rsitr_bench.errors import DatasetError
 
-logger = logging.getLogger(__name__)
+_logger = logging.getLogger(__name__)
 
 FORMATS = ("precomp", "karpathy", "coco")
 
@@ -64,7 +64,7 @@ LOOKED_FOR = (
 
 
 class _EmptyCaptions:
-    """Empty captions and captionless images dropped, per source file."""
+    """Counts of dropped empty captions and names of dropped captionless images, per source file."""
 
     def __init__(self) -> None:
         self.published: dict[str, int] = {}
@@ -108,7 +108,7 @@ class _EmptyCaptions:
         if not sentences:
             return
         message = " ".join(sentences)
-        logger.warning("%s: %s", dataset.name, message)
+        _logger.warning("%s: %s", dataset.name, message)
         dataset.notes.append(message)
 
 
@@ -117,7 +117,7 @@ def _format_counts(counts: dict[str, int]) -> str:
 
 
 class _SplitBuilder:
-    """Collects (image, caption) pairs of one split, grouping captions by image name.
+    """Builder that collects the (image, caption) pairs of one split, grouping captions by image name.
 
     Images keep the order of their first appearance, so an image listed in several
     non-consecutive runs becomes one image.
@@ -198,7 +198,7 @@ def read_dataset_folder(folder: Path, name: str, image_dir: Path | None = None) 
         f"{split_name} {split.num_images:,} images / {split.num_captions:,} captions"
         for split_name, split in splits.items()
     )
-    logger.info("%s: read %s format from %s: %s", name, dataset_format, folder, summary)
+    _logger.info("%s: read %s format from %s: %s", name, dataset_format, folder, summary)
     return dataset
 
 
@@ -224,7 +224,7 @@ def _detect_format(folder: Path) -> tuple[str, dict[Path, dict]]:
             kinds[kind][path] = data
     if kinds["karpathy"]:
         if kinds["coco"]:
-            logger.warning(
+            _logger.warning(
                 "%s: using the Karpathy JSON file and ignoring the COCO files %s",
                 folder,
                 ", ".join(path.name for path in kinds["coco"]),
@@ -362,7 +362,7 @@ def _read_precomp_partition(folder: Path, empty: _EmptyCaptions) -> dict[str, Sp
         return None
     if len(present) < len(paths):
         absent = [path.name for path in paths if not path.is_file()]
-        logger.warning(
+        _logger.warning(
             "%s: ignoring the train/val partition files because %s are missing",
             folder,
             ", ".join(absent),

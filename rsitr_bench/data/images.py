@@ -4,9 +4,9 @@
 3.3): resize the shortest side to ``size`` with bicubic resampling, then center-crop to
 ``size`` x ``size``. It returns uint8 pixels, so a model wrapper still converts them to
 float and normalizes them. One difference from open_clip is that images are converted to
-RGB before resizing, not after. Pillow 13 resizes palette and 1-bit images with
-nearest-neighbour resampling whatever filter is requested, and 16-bit grey levels are
-scaled to 8 bits first (see ``to_rgb``).
+RGB before resizing, not after, because Pillow 13 resizes palette and 1-bit images with
+nearest-neighbour resampling whatever filter is requested. The conversion also scales
+16-bit grey levels to 8 bits (see ``to_rgb``).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from rsitr_bench.errors import DatasetError
 if TYPE_CHECKING:
     import torch
 
-logger = logging.getLogger(__name__)
+_logger = logging.getLogger(__name__)
 
 DEFAULT_DECODE_THREADS = 4
 MISSING_NAMES_SHOWN = 5
@@ -271,7 +271,7 @@ def require_images(dataset: RetrievalDataset) -> None:
     more = ", ..." if len(missing) > MISSING_NAMES_SHOWN else ""
     raise DatasetError(
         f"{len(missing):,} of {total:,} images are missing from {dataset.image_dir} "
-        f"(dataset {dataset.name}; first missing: {first_names}{more}). Download the dataset's "
+        f"(dataset {dataset.name}). First missing: {first_names}{more}. Download the dataset's "
         "images into that folder, or pass --image-dir with the folder that contains them, "
         "or pass --data-root with the folder that contains the dataset folder."
     )

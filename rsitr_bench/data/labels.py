@@ -14,7 +14,7 @@ from pathlib import PurePosixPath
 
 from rsitr_bench.data.dataset import RetrievalDataset, Split
 
-logger = logging.getLogger(__name__)
+_logger = logging.getLogger(__name__)
 
 UNLABELLED = -1
 """Label index of an image whose file name carries no scene."""
@@ -107,7 +107,7 @@ def assign_labels(dataset: RetrievalDataset) -> int:
         dataset.class_names = None
         for split in splits:
             split.labels = None
-        logger.info("%s: no image file name carries a scene label", dataset.name)
+        _logger.info("%s: no image file name carries a scene label", dataset.name)
         return 0
 
     class_index = {name: index for index, name in enumerate(class_names)}
@@ -115,7 +115,7 @@ def assign_labels(dataset: RetrievalDataset) -> int:
     for split in splits:
         split.labels = [_label_index(scenes[name], class_index) for name in split.images]
 
-    logger.info(
+    _logger.info(
         "%s: %s of %s images carry a scene label (%d classes)",
         dataset.name,
         f"{labelled:,}",

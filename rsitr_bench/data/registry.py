@@ -22,7 +22,7 @@ from rsitr_bench.data.dataset import RetrievalDataset, Split
 from rsitr_bench.data.formats import read_dataset_folder
 from rsitr_bench.errors import DatasetError
 
-logger = logging.getLogger(__name__)
+_logger = logging.getLogger(__name__)
 
 KNOWN_DATASETS = ("rsicd", "rsitmd", "ucm", "sydney")
 """Names that resolve to ``<data_root>/<name>/``."""
@@ -105,7 +105,7 @@ def load_published_splits(
     if name in KARPATHY_VAL_AS_TEST and "test" in dataset.splits:
         _add_note(
             dataset,
-            f"The {name} test split here is the standard Karpathy val split; label results "
+            f"The {name} test split here is the standard Karpathy val split, so label results "
             "on it as val-split results.",
         )
     return dataset
@@ -145,7 +145,7 @@ def make_training_splits(
 
     result = dataclasses.replace(dataset, splits=dict(dataset.splits), notes=list(dataset.notes))
     if "val" in dataset.splits:
-        logger.info("%s: using the val split from the files", dataset.name)
+        _logger.info("%s: using the val split from the files", dataset.name)
     elif _partition_is_usable(result):
         assert result.train_val_partition is not None
         train = result.train_val_partition["train"]
@@ -172,7 +172,10 @@ def make_training_splits(
 
 
 def _partition_is_usable(dataset: RetrievalDataset) -> bool:
-    """Check that the published partition splits the train images exactly, and note it if not."""
+    """Return whether the published partition splits the train images exactly.
+
+    When a partition exists but does not, a note on ``dataset`` gives the counts.
+    """
     partition = dataset.train_val_partition
     if partition is None:
         return False
@@ -196,14 +199,14 @@ def _partition_is_usable(dataset: RetrievalDataset) -> bool:
 def carve_val_split(train: Split, val_fraction: float, seed: int) -> tuple[Split, Split]:
     """Split train into (train, val) by image, with ``val_fraction`` of the images in val.
 
-    Val gets round(val_fraction x images) images, at least 1. The choice depends only on
-    the seed and the image names: images are ranked by SHA-256 of ``"<seed>:<name>"``,
-    so it is the same on every platform and Python version and does not depend on the
-    order of the file. Both parts keep the order of ``train``.
+    Val gets round(val_fraction x images) images, at least 1 and at most images - 1. The
+    choice depends only on the seed and the image names. Images are ranked by SHA-256 of
+    ``"<seed>:<name>"``, so the choice is the same on every platform and Python version and
+    does not depend on the order of the file. Both parts keep the order of ``train``.
     """
     if not 0.0 < val_fraction < 1.0:
         raise DatasetError(
-            f"val_fraction must be between 0 and 1 (exclusive), got {val_fraction}."
+            f"Invalid val_fraction {val_fraction}: expected a number strictly between 0 and 1, such as 0.1."
         )
     if train.num_images < 2:
         raise DatasetError(
@@ -223,4 +226,4 @@ def carve_val_split(train: Split, val_fraction: float, seed: int) -> tuple[Split
 
 def _add_note(dataset: RetrievalDataset, note: str) -> None:
     dataset.notes.append(note)
-    logger.info("%s: %s", dataset.name, note)
+    _logger.info("%s: %s", dataset.name, note)
