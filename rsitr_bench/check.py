@@ -265,16 +265,17 @@ def load_baseline(path: Path) -> dict[str, Any]:
 def write_baseline(path: Path, outcomes: list[EntryRun], previous: dict[str, Any] | None) -> list[str]:
     """Write the baseline file from the runs in ``outcomes`` that have a record.
 
-    An entry of ``outcomes`` without a record keeps its values from ``previous``, if it has
-    any there. Entries of ``previous`` that are not in ``outcomes`` are dropped. Returns the
-    names of the entries whose values were written from this run.
+    An entry of ``outcomes`` that was skipped or failed keeps its values from ``previous``,
+    if it has any there, so a failed update never loses a baseline value. Entries of
+    ``previous`` that are not in ``outcomes`` are dropped. Returns the names of the entries
+    whose values were written from this run.
     """
     previous_entries = dict((previous or {}).get("entries", {}))
     entries: dict[str, Any] = {}
     updated = []
     for outcome in outcomes:
         name = outcome.entry.name
-        if outcome.record is not None:
+        if outcome.record is not None and not outcome.error:
             entries[name] = baseline_entry(outcome.record)
             updated.append(name)
         elif name in previous_entries:

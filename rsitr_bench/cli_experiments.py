@@ -305,7 +305,7 @@ def check(
 
     if update:
         failed = [o for o in outcomes if o.error]
-        updated = write_baseline(baseline_path, [o for o in outcomes if not o.error], previous)
+        updated = write_baseline(baseline_path, outcomes, previous)
         stdout.print(f"Wrote baseline {baseline_path} with {len(updated)} updated entries: {', '.join(updated) or 'none'}.", highlight=False, markup=False)
         for outcome in outcomes:
             if outcome.skipped:

@@ -131,6 +131,24 @@ def test_compare_ignores_machine_paths() -> None:
     assert check_module.comparable_settings(record) == check_module.comparable_settings(moved)
 
 
+def test_update_keeps_failed_and_skipped_entries(tmp_path: Path) -> None:
+    path = tmp_path / "baseline.json"
+    entries = {name: check_module.CheckEntry(name, "lora", "mini", {}, {}, {}) for name in ("ok", "failed", "skipped")}
+    previous = {"entries": {name: check_module.baseline_entry(_record(BASE_METRICS)) for name in entries}}
+    improved = {**BASE_METRICS, "mR": 40.0}
+    outcomes = [
+        check_module.EntryRun(entries["ok"], record=_record(improved)),
+        check_module.EntryRun(entries["failed"], record=_record({**BASE_METRICS, "mR": 1.0}), error="non-finite loss"),
+        check_module.EntryRun(entries["skipped"], skipped="needs a data root"),
+    ]
+    updated = check_module.write_baseline(path, outcomes, previous)
+    written = json.loads(path.read_text())["entries"]
+    assert updated == ["ok"]
+    assert written["ok"]["metrics"]["mR"] == 40.0
+    assert written["failed"] == previous["entries"]["failed"]
+    assert written["skipped"] == previous["entries"]["skipped"]
+
+
 def test_missing_baseline_says_update(tmp_path: Path) -> None:
     with pytest.raises(check_module.CheckError, match="check --update"):
         check_module.load_baseline(tmp_path / "none.json")
