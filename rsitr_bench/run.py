@@ -289,12 +289,22 @@ def execute_run(
         }
     _finish(record, started, device, record_path)
     if distributed.is_main_process():
-        checkpoint_path.unlink(missing_ok=True)
+        _remove_checkpoint(checkpoint_path)
         if weights_path is not None:
             from safetensors.torch import save_file
 
             save_file({name: tensor.contiguous() for name, tensor in model.state_dict().items()}, str(weights_path))
     return RunResult(record=record, record_path=record_path if distributed.is_main_process() else None)
+
+
+def _remove_checkpoint(checkpoint_path: Path) -> None:
+    """Delete a finished run's checkpoint and the folders it leaves empty."""
+    checkpoint_path.unlink(missing_ok=True)
+    for folder in (checkpoint_path.parent, checkpoint_path.parent.parent):
+        try:
+            folder.rmdir()
+        except OSError:
+            return  # not empty, because another run still has a checkpoint there
 
 
 def _total_steps(dataset: RetrievalDataset, config: RunConfig) -> int:

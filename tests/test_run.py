@@ -52,6 +52,7 @@ def test_method_writes_complete_record(method, dataset_folder, tmp_path):
     assert "git_commit" in record
     on_disk = json.loads((tmp_path / "runs" / f"{record['run_id']}.json").read_text())
     assert on_disk == record
+    assert not (tmp_path / "checkpoints").exists()
 
 
 @pytest.mark.parametrize(
