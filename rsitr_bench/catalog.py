@@ -17,6 +17,8 @@ _logger = logging.getLogger(__name__)
 
 # A family is listed with one representative variant so that its parameter count is shown.
 _FAMILY_EXAMPLES = {"peft:": "peft:ia3"}
+LISTED_CLASSES = ["class_a", "class_b"]
+"""Scene classes given to methods with a classification head; a run counts its dataset's classes."""
 
 
 def method_table(model_name: str) -> list[dict[str, Any]]:
@@ -26,23 +28,34 @@ def method_table(model_name: str) -> list[dict[str, Any]]:
     logit scale, which the loop trains on top of every training method by default.
     """
     rows = []
-    for name in methods.method_names():
-        example = _FAMILY_EXAMPLES.get(name.replace("<type>", ""), name)
-        method_class, _ = methods.get_method_class(example)
-        torch.manual_seed(0)
-        model = create_model(model_name).model
-        method = methods.create_method(example)
-        context = MethodContext(model_name, class_names=["class_a", "class_b"], total_steps=100, seed=0)
-        try:
-            method.apply(model, context)
-            count = sum(p.numel() for n, p in model.named_parameters() if p.requires_grad and n != "logit_scale")
-            params = f"{count:,}"
-        except (UserError, ValueError, RuntimeError) as error:
-            _logger.warning("Could not apply %s to %s: %s", example, model_name, error)
-            params = "n/a"
-        label = name if example == name else f"{name} (e.g. {example})"
-        rows.append({"name": label, "params": params, "description": method_class.description})
+    # Random weights are the point here, so create_model's warning about them is silenced.
+    models_logger = logging.getLogger("rsitr_bench.models")
+    previous_level = models_logger.level
+    models_logger.setLevel(logging.ERROR)
+    try:
+        for name in methods.method_names():
+            rows.append(_method_row(name, model_name))
+    finally:
+        models_logger.setLevel(previous_level)
     return rows
+
+
+def _method_row(name: str, model_name: str) -> dict[str, Any]:
+    example = _FAMILY_EXAMPLES.get(name.replace("<type>", ""), name)
+    method_class, _ = methods.get_method_class(example)
+    torch.manual_seed(0)
+    model = create_model(model_name).model
+    method = methods.create_method(example)
+    context = MethodContext(model_name, class_names=LISTED_CLASSES, total_steps=100, seed=0)
+    try:
+        method.apply(model, context)
+        count = sum(p.numel() for n, p in model.named_parameters() if p.requires_grad and n != "logit_scale")
+        params = f"{count:,}"
+    except (UserError, ValueError, RuntimeError) as error:
+        _logger.warning("Could not apply %s to %s: %s", example, model_name, error)
+        params = "n/a"
+    label = name if example == name else f"{name} (e.g. {example})"
+    return {"name": label, "params": params, "description": method_class.description}
 
 
 def dataset_table(names: list[str] | None, data_root: str | None) -> tuple[list[dict[str, Any]], list[str]]:

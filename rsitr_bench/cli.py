@@ -24,7 +24,8 @@ app = typer.Typer(
     help="Compare parameter-efficient fine-tuning methods for remote-sensing image-text retrieval.",
 )
 console = Console(stderr=True)
-stdout = Console()
+# Outside a terminal (a pipe, a log file, CI) rich assumes 80 columns and crops table cells.
+stdout = Console() if Console().is_terminal else Console(width=200)
 _logger = logging.getLogger("rsitr_bench")
 
 DEFAULT_BENCH_FILE = Path("bench.toml")
@@ -169,13 +170,19 @@ def list_methods(
 ) -> None:
     """List the registered methods with their trainable parameter counts for a model."""
     _setup_logging(False)
+    for name in ("rsitr_bench", "methods"):
+        logging.getLogger(name).setLevel(logging.WARNING)  # one line per method would bury the table
     from rsitr_bench.catalog import method_table
 
     try:
         rows = method_table(model)
     except UserError as error:
         _fail(str(error))
-    table = Table(title=f"Methods (parameters counted on {model}, random weights)")
+    table = Table(
+        title=f"Methods: trainable parameters on {model}",
+        caption="Counted on random weights, without CLIP's logit scale, which runs also train (+1) unless the "
+        "method's loss ignores it. Classification heads are counted for 2 scene classes; runs count their dataset's.",
+    )
     for column in ("method", "trainable params", "description"):
         table.add_column(column, justify="right" if column == "trainable params" else "left")
     for row in rows:

@@ -73,21 +73,7 @@ def create_model(
 
     checkpoint = None
     if pretrained == "demo":
-        if name != "rsitr-tiny":
-            raise UserError(
-                f"The 'demo' weights exist only for rsitr-tiny, not {name!r}. Pass an open_clip pretrained tag "
-                "(such as openai), a local checkpoint path, or 'none' for random weights."
-            )
-        from rsitr_bench import distributed
-        from rsitr_bench.demo_model import ensure_demo_checkpoint
-
-        # Pretraining on first use must not change the random streams of the caller's run.
-        # Under torchrun, rank 0 pretrains alone and the other ranks read its cached weights.
-        python_state, numpy_state = random.getstate(), np.random.get_state()
-        with torch.random.fork_rng(devices=[]):
-            checkpoint = distributed.run_on_main_process_first(lambda: ensure_demo_checkpoint(progress=progress))
-        random.setstate(python_state)
-        np.random.set_state(numpy_state)
+        checkpoint = demo_checkpoint(name, progress)
     elif pretrained and is_checkpoint_path(pretrained):
         checkpoint = Path(pretrained)
 
@@ -120,6 +106,26 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def demo_checkpoint(name: str, progress: Any = None) -> Path:
+    """Return the path of the ``demo`` weights of ``name``, pretraining them on first use."""
+    if name != "rsitr-tiny":
+        raise UserError(
+            f"The 'demo' weights exist only for rsitr-tiny, not {name!r}. Pass an open_clip pretrained tag "
+            "(such as openai), a local checkpoint path, or 'none' for random weights."
+        )
+    from rsitr_bench import distributed
+    from rsitr_bench.demo_model import ensure_demo_checkpoint
+
+    # Pretraining on first use must not change the random streams of the caller's run.
+    # Under torchrun, rank 0 pretrains alone and the other ranks read its cached weights.
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        checkpoint = distributed.run_on_main_process_first(lambda: ensure_demo_checkpoint(progress=progress))
+    random.setstate(python_state)
+    np.random.set_state(numpy_state)
+    return checkpoint
 
 
 def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -236,7 +242,7 @@ def _create_with_tag(name: str, tag: str) -> nn.Module:
         return open_clip.create_model(name, pretrained=tag, weights_only=True)
     except Exception as error:  # noqa: BLE001 - hub and network errors come in many types
         raise CheckpointError(
-            f"Could not load pretrained weights {name}/{tag}: {error}. Without network access, "
+            f"Could not load pretrained weights {name}/{tag}: {str(error).rstrip('.')}. Without network access, "
             "download the checkpoint on another machine and pass its local path with --pretrained."
         ) from error
 
