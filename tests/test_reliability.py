@@ -58,19 +58,6 @@ def uninterrupted(dataset_folder, tmp_path_factory) -> dict:
     return _completed_record(output_dir)
 
 
-def _wait_for(path: Path, process: subprocess.Popen, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert process.poll() is None, "the run ended before writing its first checkpoint"
-        assert time.monotonic() < deadline, f"no checkpoint at {path} after {timeout} s"
-        time.sleep(0.02)
-
-
-def _checkpoint(output_dir: Path) -> Path:
-    found = list((output_dir / "checkpoints").glob("*/last.pt"))
-    return found[0] if found else output_dir / "checkpoints" / "pending" / "last.pt"
-
-
 def _wait_for_checkpoint(output_dir: Path, process: subprocess.Popen, timeout: float = 300) -> Path:
     deadline = time.monotonic() + timeout
     while True:
