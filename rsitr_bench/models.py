@@ -108,6 +108,29 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def check_pretrained(name: str, pretrained: str | None) -> None:
+    """Raise early, before any data is loaded, for an unknown model, tag or a missing checkpoint file."""
+    _require_known_model(name)
+    if pretrained in (None, "", "none", "demo"):
+        if pretrained == "demo" and name != "rsitr-tiny":
+            demo_checkpoint(name)  # raises the explanation
+        return
+    if is_checkpoint_path(pretrained):
+        if not Path(pretrained).is_file():
+            raise CheckpointError(
+                f"Checkpoint {pretrained} not found. Pass the path of a .pt or .safetensors file, "
+                "or an open_clip pretrained tag such as 'openai'."
+            )
+        return
+    tags = open_clip.list_pretrained_tags_by_model(name)
+    if pretrained not in tags:
+        listed = ", ".join(tags) if tags else "none"
+        raise UserError(
+            f"Unknown pretrained tag {pretrained!r} for model {name!r}; open_clip lists: {listed}. "
+            "A local checkpoint path (.pt or .safetensors) works too."
+        )
+
+
 def demo_checkpoint(name: str, progress: Any = None) -> Path:
     """Return the path of the ``demo`` weights of ``name``, pretraining them on first use."""
     if name != "rsitr-tiny":

@@ -23,7 +23,7 @@ from rsitr_bench.data import load_dataset, decode_images, require_images
 from rsitr_bench.data.dataset import RetrievalDataset, Split
 from rsitr_bench.errors import TrainingFailed
 from rsitr_bench.evaluate import EncodedSplit, evaluate_split
-from rsitr_bench.models import count_parameters, create_model, demo_checkpoint
+from rsitr_bench.models import check_pretrained, count_parameters, create_model, demo_checkpoint
 from rsitr_bench.progress import NullProgress, Progress
 from rsitr_bench.records import (
     RUNS_FOLDER,
@@ -179,6 +179,7 @@ def execute_run(
     checkpoint, records the run as interrupted and re-raises ``RunInterrupted``.
     """
     progress = progress or NullProgress()
+    check_pretrained(config.model, config.pretrained)
     context, device_name = distributed.setup(config.device)
     if not distributed.is_main_process():
         progress = NullProgress()  # one set of progress bars, from the main process

@@ -141,13 +141,19 @@ def test_cli_run_prints_table(dataset_folder, tmp_path):
         (["--method", "lora", "--set", "train.epoch=2"], "Did you mean 'train.epochs'?"),
         (["--method", "lora", "--set", "train.lr=-1"], "Invalid train.lr = -1"),
         (["--method", "lora", "--model", "ViT-B-3"], "Unknown model 'ViT-B-3'"),
+        (["--method", "lora", "--pretrained", "/no/such/weights.pt"], "Checkpoint /no/such/weights.pt not found"),
+        (["--method", "lora", "--model", "ViT-B-32", "--pretrained", "demo"], "exist only for rsitr-tiny"),
+        (["--method", "lora", "--model", "ViT-B-32", "--pretrained", "opneai"], "Unknown pretrained tag 'opneai'"),
     ],
 )
 def test_cli_rejects_bad_settings(arguments, expected, dataset_folder, tmp_path):
     result = runner.invoke(app, ["run", *arguments, "--dataset", str(dataset_folder), "--output-dir", str(tmp_path)])
     assert result.exit_code == 1
-    assert expected in " ".join(result.output.split())
+    output = " ".join(result.output.split())
+    assert expected in output
     assert "Traceback" not in result.output
+    # Settings are checked before the dataset is read.
+    assert "read precomp format" not in output
 
 
 def test_bench_toml_unknown_table_is_rejected(dataset_folder, tmp_path):
