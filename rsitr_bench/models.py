@@ -112,32 +112,18 @@ def check_pretrained(name: str, pretrained: str | None) -> None:
     """Raise early, before any data is loaded, for an unknown model, tag or a missing checkpoint file."""
     _require_known_model(name)
     if pretrained in (None, "", "none", "demo"):
-        if pretrained == "demo" and name != "rsitr-tiny":
-            demo_checkpoint(name)  # raises the explanation
+        if pretrained == "demo":
+            _require_demo_model(name)
         return
     if is_checkpoint_path(pretrained):
-        if not Path(pretrained).is_file():
-            raise CheckpointError(
-                f"Checkpoint {pretrained} not found. Pass the path of a .pt or .safetensors file, "
-                "or an open_clip pretrained tag such as 'openai'."
-            )
-        return
-    tags = open_clip.list_pretrained_tags_by_model(name)
-    if pretrained not in tags:
-        listed = ", ".join(tags) if tags else "none"
-        raise UserError(
-            f"Unknown pretrained tag {pretrained!r} for model {name!r}; open_clip lists: {listed}. "
-            "A local checkpoint path (.pt or .safetensors) works too."
-        )
+        _require_checkpoint_file(Path(pretrained))
+    else:
+        _require_known_tag(name, pretrained)
 
 
 def demo_checkpoint(name: str, progress: Any = None) -> Path:
     """Return the path of the ``demo`` weights of ``name``, pretraining them on first use."""
-    if name != "rsitr-tiny":
-        raise UserError(
-            f"The 'demo' weights exist only for rsitr-tiny, not {name!r}. Pass an open_clip pretrained tag "
-            "(such as openai), a local checkpoint path, or 'none' for random weights."
-        )
+    _require_demo_model(name)
     from rsitr_bench import distributed
     from rsitr_bench.demo_model import ensure_demo_checkpoint
 
@@ -157,11 +143,7 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     Unwraps ``{"state_dict": ...}`` style containers and strips the ``module.`` prefix that
     DistributedDataParallel adds to every key.
     """
-    if not path.is_file():
-        raise CheckpointError(
-            f"Checkpoint {path} not found. Pass the path of a .pt or .safetensors file, "
-            "or an open_clip pretrained tag such as 'openai'."
-        )
+    _require_checkpoint_file(path)
 
     if path.suffix == ".safetensors":
         from safetensors import SafetensorError
@@ -253,14 +235,34 @@ def _create_quietly(name: str) -> nn.Module:
         root.setLevel(previous)
 
 
-def _create_with_tag(name: str, tag: str) -> nn.Module:
+def _require_demo_model(name: str) -> None:
+    if name != "rsitr-tiny":
+        raise UserError(
+            f"The 'demo' weights exist only for rsitr-tiny, not {name!r}. Pass an open_clip pretrained tag "
+            "(such as openai), a local checkpoint path, or 'none' for random weights."
+        )
+
+
+def _require_checkpoint_file(path: Path) -> None:
+    if not path.is_file():
+        raise CheckpointError(
+            f"Checkpoint {path} not found. Pass the path of a .pt or .safetensors file, "
+            "or an open_clip pretrained tag such as 'openai'."
+        )
+
+
+def _require_known_tag(name: str, tag: str) -> None:
     tags = open_clip.list_pretrained_tags_by_model(name)
     if tag not in tags:
         listed = ", ".join(tags) if tags else "none"
         raise UserError(
-            f"Unknown pretrained tag {tag!r} for model {name!r}; open_clip knows: {listed}. "
+            f"Unknown pretrained tag {tag!r} for model {name!r}; open_clip lists: {listed}. "
             "A local checkpoint path (.pt or .safetensors) works too."
         )
+
+
+def _create_with_tag(name: str, tag: str) -> nn.Module:
+    _require_known_tag(name, tag)
     try:
         return open_clip.create_model(name, pretrained=tag, weights_only=True)
     except Exception as error:  # noqa: BLE001 - hub and network errors come in many types
