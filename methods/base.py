@@ -1,6 +1,6 @@
 """What a method may do to the model and the training step.
 
-The training loop knows methods only through ``Method``: it calls ``apply`` once on the
+The training loop reaches a method only through ``Method``. It calls ``apply`` once on the
 created model, asks ``forward`` for features and ``loss`` for the loss terms at every step,
 calls the step hooks, and saves ``trainable_state_dict``. A method never reads files.
 """
@@ -23,7 +23,7 @@ class MethodConfig:
 
 @dataclass
 class MethodContext:
-    """What a method may know about the run when it modifies the model."""
+    """Facts about the run that a method may use when it modifies the model."""
 
     model_name: str
     class_names: list[str] | None
@@ -48,7 +48,7 @@ class Batch:
 
 @dataclass
 class StepOutput:
-    """What ``Method.forward`` returns; methods may put more into ``extras``."""
+    """Output of ``Method.forward``. Methods may put more per-sample tensors into ``extras``."""
 
     image_features: torch.Tensor
     text_features: torch.Tensor

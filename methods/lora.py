@@ -9,8 +9,8 @@ adapter on ``out_proj`` alone is never run because the attention forward reads
   fused q/k/v projection, not the output projection.
 - ``attn``: peft targets the ``nn.MultiheadAttention`` module, adapting q/k/v and the output
   projection. peft merges BA into the frozen weights before each forward and subtracts it
-  after, which leaves rounding drift in the frozen weights; such runs are not bit-identical
-  after a resume, since checkpoints hold only trainable weights.
+  after, which leaves rounding drift in the frozen weights. Checkpoints hold only trainable
+  weights, so such runs are not bit-identical after a resume.
 
 ``mlp`` adds LoRA to the MLP's ``c_fc`` and ``c_proj``, which are plain Linear layers.
 """

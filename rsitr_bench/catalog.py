@@ -24,8 +24,8 @@ LISTED_CLASSES = ["class_a", "class_b"]
 def method_table(model_name: str) -> list[dict[str, Any]]:
     """Return name, trainable parameter count on ``model_name`` and description per method.
 
-    Each method is applied to a fresh randomly initialised model; the count excludes CLIP's
-    logit scale, which the loop trains on top of every training method by default.
+    Each method is applied to a fresh randomly initialised model. The count excludes CLIP's
+    logit scale, because the loop trains it on top of every training method by default.
     """
     rows = []
     # Random weights are the point here, so create_model's warning about them is silenced.

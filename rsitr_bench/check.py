@@ -263,7 +263,7 @@ def load_baseline(path: Path) -> dict[str, Any]:
 
 
 def write_baseline(path: Path, outcomes: list[EntryRun], previous: dict[str, Any] | None) -> list[str]:
-    """Write the baseline file from the runs in ``outcomes`` that have a record.
+    """Write the baseline file from the runs in ``outcomes`` that completed.
 
     An entry of ``outcomes`` that was skipped or failed keeps its values from ``previous``,
     if it has any there, so a failed update never loses a baseline value. Entries of

@@ -309,8 +309,8 @@ def check(
         stdout.print(f"Wrote baseline {baseline_path} with {len(updated)} updated entries: {', '.join(updated) or 'none'}.", highlight=False, markup=False)
         for outcome in outcomes:
             if outcome.skipped:
-                kept = previous is not None and outcome.entry.name in previous["entries"]
-                result = "kept its previous values" if kept else "has no baseline values"
+                has_previous = previous is not None and outcome.entry.name in previous["entries"]
+                result = "kept its previous values" if has_previous else "has no baseline values"
                 stdout.print(f"  {outcome.entry.name}: skipped ({outcome.skipped}), so it {result}", highlight=False, markup=False)
         if failed:
             _fail_plain("Failed runs were left out of the baseline: " + "; ".join(f"{o.entry.name}: {o.error}" for o in failed))

@@ -4,7 +4,7 @@
 class UserError(Exception):
     """Invalid input from the user: a bad value, a missing file, an unknown name.
 
-    The message names the value and says how to fix it. The CLI prints it without a
+    The message names the value and the fix. The CLI prints it without a
     traceback.
     """
 

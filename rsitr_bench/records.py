@@ -1,7 +1,7 @@
 """Run records: one JSON file per run under ``<output-dir>/runs/``.
 
 A record is written atomically: to a temporary file in the same folder, flushed and
-fsynced, then renamed over the target. A reader therefore never sees a half-written record.
+fsynced, then renamed over the target. A reader therefore never reads a half-written record.
 Each run has its own file name, so concurrent writers do not overwrite each other's files.
 
 Keys other tools rely on: ``status`` (completed, failed, interrupted), ``metrics.test``

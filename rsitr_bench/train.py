@@ -7,7 +7,7 @@ SIGINT or SIGTERM, hold everything needed to continue with identical results on 
 
 Data order: each epoch draws its image permutation and one caption per image from a
 generator seeded with (seed, epoch), so the order does not depend on what ran before and a
-resumed run sees the same batches.
+resumed run gets the same batches.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def build_optimizer(
 ) -> tuple[torch.optim.Optimizer, dict[str, int]]:
     """Group trainable parameters by learning rate (new vs. pretrained) and weight decay.
 
-    ``pretrained_parameters`` are the model's parameters before the method changed it; the
+    ``pretrained_parameters`` are the model's parameters before the method changed it. The
     list keeps them alive, so their ids cannot be reused by parameters the method created.
     """
     pretrained_ids = {id(p) for p in pretrained_parameters}
@@ -454,7 +454,7 @@ class Trainer:
 
 
 class _StepModule(nn.Module):
-    """Runs ``method.forward`` as a module forward, so DistributedDataParallel sees it."""
+    """Module whose forward is ``method.forward``, so that DistributedDataParallel wraps the step."""
 
     def __init__(self, model: nn.Module, method: Method):
         super().__init__()

@@ -158,9 +158,9 @@ class _SplitBuilder:
         captioned_set = set(captioned)
         uncaptioned = [name for index, name in enumerate(self.images) if index not in captioned_set]
         self.empty.drop_images(self.source, uncaptioned)
-        kept = split.subset(captioned)
-        kept.uncaptioned_images = uncaptioned
-        return kept
+        captioned_split = split.subset(captioned)
+        captioned_split.uncaptioned_images = uncaptioned
+        return captioned_split
 
 
 def read_dataset_folder(folder: Path, name: str, image_dir: Path | None = None) -> RetrievalDataset:

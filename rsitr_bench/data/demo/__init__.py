@@ -366,9 +366,9 @@ def ensure_pretraining_corpus(cache_dir: Path | str | None = None) -> Path:
     """Generate, on first use, the corpus that the demo model ``rsitr-tiny``/``demo`` is pretrained on.
 
     It comes from the same scene generator as the demo dataset with another seed, so it
-    shares no image with it, and it draws only half of the scene classes, so that the
-    pretrained model meets new scenes and words in the demo dataset, as a CLIP model
-    pretrained on web images does in remote-sensing data.
+    shares no image with it. It draws only half of the scene classes. The pretrained model
+    therefore meets new scenes and words in the demo dataset, as a CLIP model pretrained on
+    web images does in remote-sensing data.
     """
     return ensure_generated(
         PRETRAINING_DIR_NAME, PRETRAINING_SEED, PRETRAINING_SPLIT_SIZES, PRETRAINING_CLASSES, cache_dir
